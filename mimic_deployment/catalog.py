@@ -1,0 +1,32 @@
+"""All declared config in one place: policies, machines, dataset groups, lab settings."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .groups import GroupsConfig, load_groups
+from .lab import LabSettings, load_lab
+from .machines import Machine, load_machines
+from .policies import Policy, load_policies
+
+
+@dataclass(frozen=True)
+class Catalog:
+    policies: dict[str, Policy]
+    machines: dict[str, Machine]
+    groups: GroupsConfig
+    lab: LabSettings
+
+    def rename_maps(self, policy_names) -> dict[str, dict]:
+        wanted = [n for n in policy_names if n in self.policies and self.policies[n].cameras]
+        if not wanted:
+            return {}
+        from .datasets.cameras import rename_map
+
+        return {name: rename_map(self.policies[name].cameras) for name in wanted}
+
+
+def load_catalog(groups_file: str | Path | None = None) -> Catalog:
+    policies = load_policies()
+    return Catalog(policies=policies, machines=load_machines(policy_names=tuple(policies)),
+                   groups=load_groups(groups_file), lab=load_lab())

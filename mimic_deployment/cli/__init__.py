@@ -1,0 +1,65 @@
+"""Command line: one module per command, each with `add_parser(subparsers)` and `run(args) -> int`.
+
+`main` is the single boundary where a UserError becomes one line on stderr and exit code 2.
+Command modules keep heavy imports inside `run` so that building the parser stays cheap.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from ..errors import USER_ERROR_EXIT, UserError
+
+# Order = order in --help. Each name is a module in this package.
+COMMANDS = ["train", "status", "logs", "stop", "resume", "history"]  # + "check", "datasets" (dataset issue)
+
+# How the user called us, for the hints we print (the shell entry points set it).
+PROG = os.environ.get("MIMIC_PROG") or "python -m mimic_deployment"
+
+# train_manager.sh's historical interface: flags without a command mean `train`.
+DEFAULT_COMMAND = "train"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own usage errors: one line, exit 2
+        raise UserError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
+
+
+def build_parser(prog: str = "mimic") -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Plan, launch, track and evaluate LeRobot training runs.")
+    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    if not argv or argv[0] in ("-h", "--help"):
+        return argv
+    if argv[0].startswith("-"):
+        return [DEFAULT_COMMAND, *argv]
+    return argv
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # passed to lerobot-train as they are
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    try:
+        args = build_parser(prog).parse_args(_with_default_command(argv))
+        args.extra_args = extra
+        if extra and args.command != "train":
+            raise UserError(f"arguments after `--` are only for training, not for {args.command}")
+        if not getattr(args, "command", None):
+            build_parser(prog).print_help()
+            return 0
+        return int(args.run(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `... | head`
+        return 0

@@ -1,0 +1,104 @@
+"""`check GROUP [GROUP..] [--policy P] [--dataset-root DIR]`: can these datasets train together?
+`check --config [FILE]`: lint a dataset groups file.
+
+From local metadata only (meta/info.json, meta/stats.json): no LeRobot, no network.
+Exit 0 when compatible; 2 (a UserError) when not, after printing the table.
+"""
+from __future__ import annotations
+
+import argparse
+
+_DEFAULT = object()
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "check", help="check that a dataset group's datasets can be merged and trained on",
+        description="Compare the datasets of one or more groups (fps, robot type, features, shapes, "
+                    "cameras, stats) from their local metadata, or lint a groups file with --config.")
+    p.add_argument("groups", nargs="*", metavar="GROUP",
+                   help="dataset group name(s); a 'namespace/name' dataset id is taken as itself")
+    p.add_argument("--policy", help="also check what this policy needs (a policies.yaml name or a LeRobot type)")
+    p.add_argument("--dataset-root", help="folder holding the datasets (<root>/<namespace>/<name>), "
+                                          "or one dataset folder")
+    p.add_argument("--config", nargs="?", const=_DEFAULT, default=None, metavar="FILE",
+                   help="lint this groups file (default: the active one) and resolve GROUPs from it")
+    p.set_defaults(run=run)
+
+
+def _policy(name: str | None) -> tuple[str | None, str | None]:
+    """(LeRobot policy type, cameras.yaml policy key) for --policy."""
+    if not name:
+        return None, None
+    from ..policies import LEROBOT_TYPES, get_policy, load_policies
+
+    policies = load_policies()
+    if name in policies:
+        return policies[name].type, policies[name].cameras
+    if name in LEROBOT_TYPES:
+        return name, None
+    get_policy(name, policies)  # raises the UserError with a suggestion
+    return None, None
+
+
+def _lint(path) -> int:
+    from ..errors import UserError
+    from ..groups import default_groups_path, lint_groups_file, load_groups
+
+    path = default_groups_path() if path is _DEFAULT else path
+    problems = lint_groups_file(path)
+    for line in problems:
+        print(line)
+    if problems:
+        n = len(problems)
+        raise UserError(f"{path}: {n} problem{'s' if n != 1 else ''}", hint="fix the lines above")
+    config = load_groups(path)
+    names = config.names()
+    total = len({rid for g in names for rid in config.get(g).datasets})
+    print(f"{path}: OK, {len(names)} groups, {total} distinct datasets")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UserError
+
+    if args.config is None and not args.groups:
+        raise UserError("check: name at least one dataset group, or --config [FILE] to lint a groups file",
+                        hint="e.g. `check demo --policy act`")
+    if args.config is not None:
+        _lint(args.config)
+        if not args.groups:
+            return 0
+    from ..datasets import sources
+    from ..datasets.meta import render_report
+    from ..datasets.prepare import check, incompatible_error
+
+    ids, label, local = _resolve(args)
+    found, missing = sources.resolve_local(ids, args.dataset_root)
+    if missing:
+        fetch_group = None if any("/" in g for g in args.groups) else " ".join(args.groups)
+        raise sources.missing_error(missing, args.dataset_root, fetch_group,
+                                    "check reads local metadata only", local)
+    policy_type, camera_policy = _policy(args.policy)
+    report = check(label, found, policy_type, camera_policy)
+    print(render_report(report))
+    if not report.ok:
+        raise incompatible_error(label, report)
+    return 0
+
+
+def _resolve(args) -> tuple[list[str], str, bool]:
+    """(dataset ids, a label for messages, whether every group is generated locally)."""
+    names = [g for g in args.groups if "/" not in g]
+    ids_direct = [g for g in args.groups if "/" in g]
+    ids: list[str] = []
+    local = False
+    if names:
+        from ..groups import load_groups
+
+        path = None if args.config in (None, _DEFAULT) else args.config
+        config = load_groups(path)
+        ids = config.resolve(names)
+        local = all(config.get(n).local for n in names)
+    ids = list(dict.fromkeys(ids + ids_direct))
+    return ids, "+".join(args.groups), local and not ids_direct

@@ -1,0 +1,38 @@
+"""`history`: every run ever recorded here, with its attempts and how each ended."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("history", help="all past runs: attempts, duration, exit code, reason")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--policy", help="only this policy")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import registry
+    from ..render import table
+    from ..runview import fmt_duration, run_row, step_text
+
+    rows = [run_row(r) for r in registry.read_all()]
+    rows = sorted((r for r in rows if not args.policy or r["policy"] == args.policy), key=lambda r: r["created_at"] or 0)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no runs yet")
+        return 0
+    print(table(
+        ("NAME", "STATE", "STEP", "ATTEMPTS", "STARTED", "DURATION", "EXIT", "NOTE"),
+        [(r["name"], r["state"], step_text(r), r["attempts"],
+          time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"])) if r["started_at"] else "-",
+          fmt_duration((r["ended_at"] or time.time()) - r["started_at"]) if r["started_at"] else "-",
+          "-" if r["exit_code"] is None else r["exit_code"], r["reason"] or r["wandb_url"] or "")
+         for r in rows],
+        right=(2, 3, 5, 6),
+    ))
+    return 0

@@ -1,0 +1,75 @@
+"""`status`: the truth about every run (a run whose processes are gone is lost, never running)."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+RECENT_SECONDS = 2 * 24 * 3600
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("status", help="every run: state, step, loss, ETA, GPU memory")
+    p.add_argument("names", nargs="*", help="only these runs")
+    p.add_argument("--json", action="store_true", help="machine-readable, one object per run")
+    p.add_argument("--watch", action="store_true", help="a live view (Ctrl-C to leave)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+    p.add_argument("--all", action="store_true", help="also runs that ended more than two days ago")
+    p.set_defaults(run=run)
+
+
+def collect(args: argparse.Namespace) -> tuple[list[dict], int]:
+    from .. import registry
+    from ..errors import UserError
+    from ..gpus import process_memory_gb
+    from ..runview import run_row
+
+    records = registry.read_all()
+    if args.names:
+        known = {r["name"] for r in records}
+        missing = [n for n in args.names if n not in known]
+        if missing:
+            raise UserError(f"no run named {missing[0]!r}", hint="see `status --all`")
+        records = [r for r in records if r["name"] in args.names]
+    now = time.time()
+    per_pid = process_memory_gb() if any(r["state"] == "running" and r["plan"]["device"] == "cuda"
+                                         for r in records) else {}
+    rows = [run_row(r, per_pid, now) for r in records]
+    shown = [r for r in rows if args.all or args.names or r["state"] in ("queued", "running")
+             or now - (r["ended_at"] or now) < RECENT_SECONDS]
+    return sorted(shown, key=lambda r: r["created_at"] or 0), len(rows) - len(shown)
+
+
+def render(rows: list[dict], hidden: int) -> str:
+    from ..render import table
+    from ..runview import fmt_duration, step_text
+
+    if not rows:
+        return "no runs" + (f" ({hidden} older: status --all)" if hidden else "")
+    body = table(
+        ("NAME", "STATE", "STEP", "LOSS", "ETA", "GPU MEM", "AGE", "NOTE"),
+        [(r["name"], r["state"], step_text(r), f"{r['loss']:.3f}" if r["loss"] is not None else "-",
+          fmt_duration(r["eta_seconds"]) if r["state"] == "running" else "-",
+          f"{r['gpu_memory_gb']:.1f} GB" if r["gpu_memory_gb"] else "-", fmt_duration(r["age_seconds"]),
+          r["reason"] or "") for r in rows],
+        right=(2, 3, 4, 5, 6),
+    )
+    return body + (f"\n({hidden} older runs hidden: status --all)" if hidden else "")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(args)
+    rows, hidden = collect(args)
+    print(json.dumps(rows, indent=2) if args.json else render(rows, hidden))
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(Text(render(*collect(args))), auto_refresh=False) as live:
+        while True:
+            time.sleep(args.interval)
+            live.update(Text(render(*collect(args)) + f"\n\nrefreshed {time.strftime('%H:%M:%S')}"), refresh=True)

@@ -1,0 +1,171 @@
+"""Tiny deterministic synthetic LeRobot v3.0 datasets shaped like the Mimic robot's.
+
+`generate_demo()` writes `mimic-demo/demo_a` and `mimic-demo/demo_b` (the `demo` group of
+dataset_groups.yaml) under the LeRobot home: 15-D state/action, four 48x64 cameras stored as
+`image` features (PNG inside parquet: no ffmpeg needed), 3 episodes x 20 frames at 15 fps.
+`make_dataset()` builds one such dataset with any shape, for tests that need incompatible ones.
+
+Imports lerobot/numpy lazily (only when a dataset is actually built).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .. import paths
+
+DEMO_GROUP = "demo"
+DEMO_IDS = ("mimic-demo/demo_a", "mimic-demo/demo_b")
+DEMO_TASK = "Bimanual blue block handover from left to right hand"
+DEMO_ROBOT_TYPE = "mimic_follower"
+DEMO_CAMERAS = ("right_wrist", "left_wrist", "front", "top")
+DEMO_FPS = 15
+DEMO_STATE_DIM = 15
+DEMO_IMAGE_SHAPE = (48, 64, 3)
+DEMO_EPISODES = 3
+DEMO_FRAMES = 20
+_SEEDS = {"mimic-demo/demo_a": 1, "mimic-demo/demo_b": 2}
+
+
+def motor_names(dim: int) -> list[str]:
+    """Mimic's 15 motors (two 6-joint arms with grippers and a torso joint), else motor_i."""
+    if dim == 15:
+        arm = [f"joint_{i}" for i in range(1, 7)] + ["gripper"]
+        return [f"left_{m}" for m in arm] + [f"right_{m}" for m in arm] + ["torso"]
+    return [f"motor_{i}" for i in range(dim)]
+
+
+def features_for(state_dim: int, action_dim: int, cameras: Iterable[str],
+                 image_shape: tuple[int, int, int], camera_dtype: str = "image") -> dict:
+    feats: dict = {
+        "observation.state": {"dtype": "float32", "shape": (state_dim,), "names": motor_names(state_dim)},
+        "action": {"dtype": "float32", "shape": (action_dim,), "names": motor_names(action_dim)},
+    }
+    for cam in cameras:
+        feats[f"observation.images.{cam}"] = {
+            "dtype": camera_dtype, "shape": tuple(image_shape), "names": ["height", "width", "channels"],
+        }
+    return feats
+
+
+def _trajectory(rng, frames: int, dim: int):
+    """A smooth handover-like motion: each joint follows a low-frequency sinusoid + ramp."""
+    import numpy as np
+
+    t = np.linspace(0.0, 1.0, frames + 1, dtype=np.float64)[:, None]
+    amp = rng.uniform(0.2, 0.8, size=(1, dim))
+    freq = rng.uniform(0.5, 1.5, size=(1, dim))
+    phase = rng.uniform(0, 2 * np.pi, size=(1, dim))
+    offset = rng.uniform(-0.5, 0.5, size=(1, dim))
+    ramp = rng.uniform(-0.3, 0.3, size=(1, dim))
+    traj = offset + ramp * t + amp * np.sin(2 * np.pi * freq * t + phase)
+    return traj.astype(np.float32)  # (frames + 1, dim): action[t] = state[t + 1]
+
+
+def _render(progress: float, cam_index: int, shape: tuple[int, int, int], tint):
+    """A blue block travelling left to right over a camera-specific background."""
+    import numpy as np
+
+    h, w, c = shape
+    img = np.empty((h, w, c), dtype=np.uint8)
+    img[...] = tint
+    bh, bw = max(2, h // 6), max(2, w // 8)
+    x = int(round((w - bw) * progress))
+    y = int(round((h - bh) * (0.3 + 0.15 * cam_index / 3 + 0.2 * np.sin(np.pi * progress))))
+    img[y:y + bh, x:x + bw] = (20, 40, 220)[:c]
+    return img
+
+
+def make_dataset(path: str | Path, repo_id: str, *, fps: int = DEMO_FPS, state_dim: int = DEMO_STATE_DIM,
+                 action_dim: int | None = None, cameras: Iterable[str] = DEMO_CAMERAS,
+                 image_shape: tuple[int, int, int] = DEMO_IMAGE_SHAPE, episodes: int = DEMO_EPISODES,
+                 frames: int = DEMO_FRAMES, robot_type: str = DEMO_ROBOT_TYPE, task: str = DEMO_TASK,
+                 seed: int = 0, camera_dtype: str = "image") -> Path:
+    """Write one synthetic v3.0 dataset at `path` (which must not exist yet; LeRobot insists)."""
+    import numpy as np
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    path = Path(path)
+    action_dim = state_dim if action_dim is None else action_dim
+    cameras = tuple(cameras)
+    features = features_for(state_dim, action_dim, cameras, image_shape, camera_dtype)
+    ds = LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features, root=path,
+                               robot_type=robot_type, use_videos=False,
+                               image_writer_processes=0, image_writer_threads=0)
+    rng = np.random.default_rng(seed)
+    tints = [tuple(int(v) for v in rng.integers(60, 200, size=3)) for _ in cameras]
+    for _ in range(episodes):
+        traj = _trajectory(rng, frames, max(state_dim, action_dim))
+        for i in range(frames):
+            frame = {
+                "observation.state": traj[i, :state_dim].copy(),
+                "action": traj[i + 1, :action_dim].copy(),
+                "task": task,
+            }
+            for k, cam in enumerate(cameras):
+                frame[f"observation.images.{cam}"] = _render(i / max(1, frames - 1), k, image_shape, tints[k])
+            ds.add_frame(frame)
+        ds.save_episode()
+    ds.finalize()
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale_tmps(target: Path) -> None:
+    for tmp in target.parent.glob(f"{target.name}.tmp-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_atomically(target: Path, build: Callable[[Path], object], force: bool = False) -> bool:
+    """Build a dataset folder into `<target>.tmp-<pid>` and rename it into place.
+
+    Returns False (and does nothing) when `target` exists and not `force`: a folder at `target`
+    only ever appears through the final rename, so its presence means it is complete.
+    """
+    target = Path(target)
+    if target.exists() and not force:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale_tmps(target)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    try:
+        build(tmp)
+        if target.exists():  # force: swap the old one out, then delete it
+            old = target.with_name(f"{target.name}.old-{os.getpid()}")
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def generate_demo(root: str | Path | None = None, force: bool = False,
+                  log: Callable[[str], object] | None = None) -> list[Path]:
+    """Create the `demo` group's two datasets (idempotent: a second call only stats two folders)."""
+    base = Path(root) if root is not None else paths.lerobot_home()
+    out = []
+    for repo_id in DEMO_IDS:
+        target = base / repo_id
+        built = build_atomically(
+            target, lambda tmp, rid=repo_id: make_dataset(tmp, rid, seed=_SEEDS[rid]), force=force)
+        if log:
+            log(f"{'created' if built else 'exists '} {repo_id} -> {target}")
+        out.append(target)
+    return out

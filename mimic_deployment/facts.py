@@ -1,0 +1,72 @@
+"""Gather the facts a plan depends on (reads only: env, hostname, NVML, git HEAD, token files)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from . import paths
+from .gpus import read_gpus
+from .machines import Machine, find_by_hostname
+from .plan import Facts, RunRequest
+
+
+def _bin(name: str) -> str:
+    beside = Path(sys.executable).parent / name  # the project's environment
+    if beside.exists():
+        return str(beside)
+    return shutil.which(name) or name
+
+
+def toolkit_commit(repo: Path = paths.REPO_ROOT) -> str | None:
+    """HEAD's commit, read from .git directly (no git subprocess on the CLI path)."""
+    git = repo / ".git"
+    try:
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head[:12]
+        ref = head[5:]
+        if (git / ref).exists():
+            return (git / ref).read_text().strip()[:12]
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0][:12]
+    except OSError:
+        pass
+    return None
+
+
+def _hf_token_present(env) -> bool:
+    if env.get("HF_TOKEN") or env.get("HUGGING_FACE_HUB_TOKEN"):
+        return True
+    hf_home = Path(env.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    return (hf_home / "token").exists()
+
+
+def _wandb_key_present(env) -> bool:
+    if env.get("WANDB_API_KEY"):
+        return True
+    try:
+        return "api.wandb.ai" in (Path.home() / ".netrc").read_text()
+    except OSError:
+        return False
+
+
+def _needs_nvml(request: RunRequest, env, machines: dict[str, Machine], hostname: str) -> bool:
+    if request.computer or env.get("COMPUTER"):
+        return False
+    return find_by_hostname(machines, hostname) is None
+
+
+def gather_facts(request: RunRequest, machines: dict[str, Machine], env=None) -> Facts:
+    env = dict(os.environ if env is None else env)
+    hostname = socket.gethostname()
+    return Facts(
+        env=env, hostname=hostname,
+        gpus=read_gpus() if _needs_nvml(request, env, machines, hostname) else None,
+        outputs=paths.outputs_root(), lerobot_train=env.get("LEROBOT_TRAIN") or _bin("lerobot-train"),
+        accelerate=_bin("accelerate"),
+        toolkit_commit=toolkit_commit(), hf_token=_hf_token_present(env), wandb_key=_wandb_key_present(env),
+    )

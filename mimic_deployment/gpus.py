@@ -1,0 +1,66 @@
+"""GPU facts through NVML (nvidia-ml-py). No NVML, no driver or no GPU -> an empty list."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    memory_gb: float          # total, GiB
+    used_gb: float = 0.0
+    processes: tuple[int, ...] = ()  # PIDs of compute processes on it
+
+    def to_dict(self) -> dict:
+        return {"index": self.index, "name": self.name, "memory_gb": round(self.memory_gb, 2),
+                "used_gb": round(self.used_gb, 2), "processes": list(self.processes)}
+
+
+def read_gpus() -> list[GpuInfo]:
+    try:
+        import pynvml
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return []
+    try:
+        return [_read_one(pynvml, i) for i in range(pynvml.nvmlDeviceGetCount())]
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _read_one(pynvml, index: int) -> GpuInfo:
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    name = pynvml.nvmlDeviceGetName(handle)
+    name = name.decode() if isinstance(name, bytes) else name
+    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    try:
+        procs = tuple(p.pid for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle))
+    except pynvml.NVMLError:
+        procs = ()
+    gib = 1024 ** 3
+    return GpuInfo(index, name, memory.total / gib, memory.used / gib, procs)
+
+
+def process_memory_gb() -> dict[int, float]:
+    """GPU memory used per PID, over all GPUs (empty without NVML)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return {}
+    used: dict[int, float] = {}
+    try:
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
+                used[proc.pid] = used.get(proc.pid, 0.0) + (proc.usedGpuMemory or 0) / 1024 ** 3
+    except pynvml.NVMLError:
+        pass
+    finally:
+        pynvml.nvmlShutdown()
+    return used

@@ -1,0 +1,56 @@
+"""Local launcher: a detached supervisor per run (or one detached queue for a sequence)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from .. import paths, procs
+
+
+def _python_env(marker: str | None = None) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), env.get("PYTHONPATH")]))
+    if marker:
+        env[procs.MARKER_VAR] = marker
+    return env
+
+
+def spawn_detached(argv: list[str], log_file: str, marker: str | None) -> dict:
+    """Own session and process group: no terminal, survives logout. Output appends to the log."""
+    with open(log_file, "ab", buffering=0) as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, env=_python_env(marker),
+                                cwd=str(paths.REPO_ROOT))
+    return procs.identity(proc.pid)
+
+
+class LocalLauncher:
+    name = "local"
+
+    def start(self, records: list[dict], *, sequential: bool, continue_on_failure: bool) -> dict[str, dict]:
+        if sequential and len(records) > 1:
+            names = [r["name"] for r in records]
+            argv = [sys.executable, "-m", "mimic_deployment.queue", *names]
+            if continue_on_failure:
+                argv.append("--continue-on-failure")
+            queue_log = str(paths.outputs_root() / "logs" / f"queue_{names[0]}.log")
+            ident = spawn_detached(argv, queue_log, marker=None)
+            return {n: {"queue": {**ident, "position": i, "size": len(names), "log": queue_log}}
+                    for i, n in enumerate(names)}
+        started = {}
+        for record in records:
+            argv = [sys.executable, "-m", "mimic_deployment.supervisor", record["name"]]
+            started[record["name"]] = {"supervisor": spawn_detached(argv, record["plan"]["log_file"], record["marker"])}
+        return started
+
+    def alive(self, record: dict) -> bool | None:
+        if record.get("host") and record["host"] != socket.gethostname():
+            return None
+        owner = record.get("supervisor") or (record.get("queue") if record["state"] == "queued" else None)
+        return procs.is_alive(owner)
+
+    def stop(self, record: dict, timeout: float) -> list[int]:
+        _, survivors = procs.terminate(record.get("supervisor"), record.get("marker"), timeout)
+        return survivors

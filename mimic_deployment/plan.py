@@ -1,0 +1,343 @@
+"""From what the user asked (flags, env vars) and what is true here (facts) to fully resolved
+run plans: names, paths, batch size, the exact argv and env. Pure: no I/O, no side effects.
+
+Precedence for every setting: flag > env var > machine default > policy default.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .errors import UserError
+from .gpus import GpuInfo
+from .groups import GroupsConfig
+from .lab import LabSettings
+from .machines import Machine, MachineChoice, choose_machine
+from .policies import Policy, get_policy
+
+# setting -> (flag, env var, smallest allowed value)
+SETTINGS = {
+    "batch_size": ("--batch-size", "BATCH_SIZE", 1),
+    "steps": ("--steps", "STEPS", 1),
+    "save_freq": ("--save-freq", "SAVE_FREQ", 1),
+    "num_workers": ("--num-workers", "NUM_WORKERS", 0),
+    "num_gpus": ("--num-gpus", "NUM_GPUS", 1),
+}
+_NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the user asked for. Flag values are raw strings (validated here, like env vars)."""
+    policies: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    flags: Mapping[str, str | None] = field(default_factory=dict)  # keys of SETTINGS
+    computer: str | None = None
+    tag: str | None = None
+    hf_org: str | None = None
+    base_model: str | None = None
+    push_to_hub: bool | None = None
+    wandb: bool | None = None
+    dataset_root: str | None = None
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What is true on this machine, gathered before planning (see facts.py)."""
+    env: Mapping[str, str]
+    hostname: str
+    gpus: list[GpuInfo] | None  # None: NVML not read (a named computer needs no reading)
+    outputs: Path
+    lerobot_train: str
+    accelerate: str
+    toolkit_commit: str | None = None
+    hf_token: bool = False
+    wandb_key: bool = False
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    name: str
+    policy: str
+    policy_type: str
+    computer: str
+    computer_reason: str
+    gpu: str | None
+    device: str
+    group: str
+    datasets: list[str]
+    dataset: dict  # what the prepare step needs: members, merge, repo_id, root, dataset_root, online
+    batch_size: int
+    steps: int
+    save_freq: int
+    num_workers: int
+    num_gpus: int
+    sources: dict  # setting -> where its value came from
+    output_dir: str
+    log_file: str
+    record_dir: str
+    repo_id: str
+    push_to_hub: bool
+    push_reason: str
+    wandb: bool
+    wandb_reason: str
+    wandb_notes: str
+    base_model: str | None
+    argv: list[str]
+    env: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunPlan":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+# ---------------------------------------------------------------- values and their sources
+
+def parse_count(raw: str, where: str, minimum: int) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        kind = "a positive integer" if minimum >= 1 else "an integer >= 0"
+        raise UserError(f"{where}={raw!r} is not {kind}")
+    return value
+
+
+def parse_bool(raw: str, where: str) -> bool:
+    text = str(raw).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise UserError(f"{where}={raw!r} is not a boolean", hint="use true or false")
+
+
+def _setting(name: str, request: RunRequest, env: Mapping[str, str], machine_value, machine: Machine,
+             policy_value, policy: Policy) -> tuple[int, str]:
+    flag, var, minimum = SETTINGS[name]
+    if request.flags.get(name) is not None:
+        return parse_count(request.flags[name], flag, minimum), f"flag {flag}"
+    if env.get(var, "") != "":
+        return parse_count(env[var], var, minimum), f"env {var}"
+    if machine_value is not None:
+        return machine_value, f"machine {machine.name}"
+    return policy_value, f"policy {policy.name} default"
+
+
+def _num_gpus(request: RunRequest, env: Mapping[str, str], machine: Machine, policy: Policy,
+              available: int) -> tuple[int, str]:
+    flag, var, _ = SETTINGS["num_gpus"]
+    asked = request.flags.get("num_gpus") is not None or env.get(var, "") != ""
+    if machine.device == "cpu":
+        if asked:
+            raise UserError(f"{var}/{flag} given but {machine.name} has no GPU", hint="unset it to train on CPU")
+        return 0, f"machine {machine.name} (CPU)"
+    if asked:
+        value, source = _setting("num_gpus", request, env, None, machine, None, policy)
+        if value > available:
+            raise UserError(f"{source.split()[-1]}={value} but {machine.name} has {available} GPU(s)")
+        return value, source
+    if policy.gpus == "all":
+        return available, f"policy {policy.name}: all GPUs of {machine.name}"
+    return min(policy.gpus, available), f"policy {policy.name} default"
+
+
+def _push_to_hub(request: RunRequest, facts: Facts) -> tuple[bool, str]:
+    if request.push_to_hub is not None:
+        return request.push_to_hub, "flag"
+    if facts.env.get("PUSH_TO_HUB", "") != "":
+        return parse_bool(facts.env["PUSH_TO_HUB"], "PUSH_TO_HUB"), "env PUSH_TO_HUB"
+    if facts.env.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False, "HF_HUB_OFFLINE is set"
+    if facts.hf_token:
+        return True, "a Hugging Face token is present"
+    return False, "no Hugging Face token (HF_TOKEN or `hf auth login`)"
+
+
+def _wandb(request: RunRequest, facts: Facts) -> tuple[bool, str]:
+    if request.wandb is not None:
+        return request.wandb, "flag"
+    if facts.env.get("WANDB_ENABLE", "") != "":
+        return parse_bool(facts.env["WANDB_ENABLE"], "WANDB_ENABLE"), "env WANDB_ENABLE"
+    if facts.env.get("WANDB_MODE", "") in ("disabled", "offline") or facts.wandb_key:
+        mode = facts.env.get("WANDB_MODE", "")
+        return mode != "disabled", f"WANDB_MODE={mode}" if mode else "a W&B API key is present"
+    return False, "no W&B API key (WANDB_API_KEY or `wandb login`)"
+
+
+# ---------------------------------------------------------------- argv
+
+def format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(", ", ": "))
+    return str(value)
+
+
+def _extra_flags(extra_args: tuple[str, ...], generated: dict) -> list[str]:
+    ours = {"batch_size": "--batch-size", "steps": "--steps", "save_freq": "--save-freq",
+            "num_workers": "--num-workers", "policy.repo_id": "--hf-org/--tag", "output_dir": "--tag",
+            "job_name": "--tag", "policy.push_to_hub": "--push-to-hub/--no-push-to-hub",
+            "wandb.enable": "--wandb/--no-wandb", "policy.path": "--base-model", "policy.device": "--computer"}
+    for arg in extra_args:
+        match = re.match(r"^--([A-Za-z0-9_.]+)=", arg)
+        if not match:
+            raise UserError(f"extra LeRobot argument {arg!r} must be --key=value")
+        key = match.group(1)
+        if key in generated:
+            hint = f"use {ours[key]}" if key in ours else "the toolkit already sets it; change the config instead"
+            raise UserError(f"extra LeRobot argument --{key} would override the plan's value", hint=hint)
+    return list(extra_args)
+
+
+def _lerobot_flags(policy: Policy, base_model: str | None, values: dict) -> dict:
+    flags = {"dataset.repo_id": values["dataset_repo_id"], "dataset.root": values["dataset_root"]}
+    if base_model and policy.base_model_flag == "policy.path" or base_model and not policy.base_model:
+        flags["policy.path"] = base_model
+    else:
+        flags["policy.type"] = policy.type
+        if base_model:
+            flags[policy.base_model_flag] = base_model
+    flags.update({
+        "policy.device": values["device"], "policy.push_to_hub": values["push"],
+        "policy.repo_id": values["repo_id"], "output_dir": values["output_dir"],
+        "job_name": values["name"], "batch_size": values["batch_size"], "steps": values["steps"],
+        "save_freq": values["save_freq"], "num_workers": values["num_workers"],
+        "wandb.enable": values["wandb"],
+    })
+    if values["wandb"]:
+        flags["wandb.project"] = values["wandb_project"]
+        flags["wandb.notes"] = values["wandb_notes"]
+    flags.update(policy.args)
+    if values["rename_map"]:
+        flags["rename_map"] = values["rename_map"]
+    return flags
+
+
+def _launcher_prefix(facts: Facts, num_gpus: int) -> list[str]:
+    if num_gpus > 1:  # batch_size is per process; only the main process logs and saves
+        return [facts.accelerate, "launch", "--multi_gpu", f"--num_processes={num_gpus}", facts.lerobot_train]
+    return [facts.lerobot_train]
+
+
+# ---------------------------------------------------------------- the plan
+
+def _name_part(value: str, what: str) -> str:
+    if not _NAME_PART.match(value):
+        raise UserError(f"{what} {value!r} may only use letters, digits, '.', '_' and '-'")
+    return value
+
+
+def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, request: RunRequest,
+                  record_dir: Path, env: Mapping[str, str]) -> dict:
+    group = groups.get(group_name)
+    members = list(group.datasets)
+    merge = len(members) > 1
+    return {
+        "group": group_name,
+        "members": members,
+        "merge": merge,
+        "repo_id": f"{lab.merged_namespace}/{group_name}" if merge else members[0],
+        "root": str(record_dir / "dataset"),  # a link the prepare step points at the real folder
+        "dataset_root": request.dataset_root,
+        "local": bool(getattr(group, "local", False)),
+        "online": env.get("HF_HUB_OFFLINE", "0") in ("", "0") and not getattr(group, "local", False),
+    }
+
+
+def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str, choice: MachineChoice,
+               groups: GroupsConfig, lab: LabSettings, rename_map: dict) -> RunPlan:
+    machine, env = choice.machine, facts.env
+    available = len(facts.gpus) if facts.gpus else machine.gpus
+    sources = {}
+    values = {}
+    for setting, machine_value, policy_value in (
+        ("batch_size", machine.batch_sizes.get(policy.name), policy.batch_size),
+        ("steps", None, policy.steps),
+        ("save_freq", None, policy.save_freq),
+        ("num_workers", machine.num_workers, policy.num_workers if policy.num_workers is not None else 4),
+    ):
+        values[setting], sources[setting] = _setting(setting, request, env, machine_value, machine, policy_value, policy)
+    num_gpus, sources["num_gpus"] = _num_gpus(request, env, machine, policy, available)
+
+    parts = [policy.name, machine.name, group] + ([_name_part(request.tag, "tag")] if request.tag else [])
+    name = "_".join(_name_part(p, "name part") for p in parts)
+    outputs = facts.outputs
+    output_dir, record_dir = outputs / "train" / name, outputs / "runs" / name
+    org = request.hf_org or env.get("HF_ORG") or lab.hub_org
+    push, push_reason = _push_to_hub(request, facts)
+    use_wandb, wandb_reason = _wandb(request, facts)
+    dataset = _dataset_spec(group, groups, lab, request, record_dir, env)
+    base_model = request.base_model or env.get("BASE_MODEL") or policy.base_model
+    sources["base_model"] = ("flag --base-model" if request.base_model else
+                             "env BASE_MODEL" if env.get("BASE_MODEL") else f"policy {policy.name}")
+    notes = (f"{policy.title} on {machine.name} ({machine.gpu or machine.device}), group {group}: "
+             f"{len(dataset['members'])} dataset(s), batch {values['batch_size']} x {max(num_gpus, 1)} "
+             f"process(es), {values['steps']} steps, toolkit {facts.toolkit_commit or 'unknown'}")
+    flags = _lerobot_flags(policy, base_model, {
+        **values, "dataset_repo_id": dataset["repo_id"], "dataset_root": dataset["root"],
+        "device": machine.device, "push": push, "repo_id": f"{org}/{name}", "output_dir": str(output_dir),
+        "name": name, "wandb": use_wandb, "wandb_project": lab.wandb_project, "wandb_notes": notes,
+        "rename_map": rename_map,
+    })
+    argv = (_launcher_prefix(facts, num_gpus) + [f"--{k}={format_value(v)}" for k, v in flags.items()]
+            + _extra_flags(request.extra_args, flags))
+    return RunPlan(
+        name=name, policy=policy.name, policy_type=policy.type, computer=machine.name,
+        computer_reason=choice.reason, gpu=machine.gpu, device=machine.device, group=group,
+        datasets=dataset["members"], dataset=dataset, num_gpus=num_gpus, sources=sources,
+        output_dir=str(output_dir), log_file=str(outputs / "logs" / f"{name}.log"), record_dir=str(record_dir),
+        repo_id=f"{org}/{name}", push_to_hub=push, push_reason=push_reason, wandb=use_wandb,
+        wandb_reason=wandb_reason, wandb_notes=notes, base_model=base_model, argv=argv,
+        env={"PYTHONUNBUFFERED": "1"}, **values,
+    )
+
+
+def build_plans(request: RunRequest, facts: Facts, *, policies: dict, machines: dict, groups: GroupsConfig,
+                lab: LabSettings, rename_maps: Mapping[str, dict]) -> list[RunPlan]:
+    """Every (policy, group) pair of the request, in order. Raises UserError on any bad input."""
+    if not request.policies:
+        raise UserError("no policy given", hint="--policy NAME (see --list-policies)")
+    group_names = list(request.groups) or _split(facts.env.get("DATASET_GROUP", ""))
+    if not group_names:
+        raise UserError("no dataset group given", hint="--dataset-group NAME or DATASET_GROUP (see --list-groups)")
+    for group in group_names:
+        groups.get(group)  # unknown -> UserError with a close match
+    computer, computer_from = request.computer, "--computer"
+    if not computer and facts.env.get("COMPUTER"):
+        computer, computer_from = facts.env["COMPUTER"], "COMPUTER"
+    choice = choose_machine(machines, requested=computer, requested_from=computer_from,
+                            hostname=facts.hostname, gpus=facts.gpus)
+    plans = []
+    for policy_name in request.policies:
+        policy = get_policy(policy_name, policies)
+        for group in group_names:
+            plans.append(build_plan(request, facts, policy=policy, group=group, choice=choice, groups=groups,
+                                    lab=lab, rename_map=rename_maps.get(policy.name, {})))
+    names = [p.name for p in plans]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UserError(f"run {duplicates[0]!r} is asked for twice in one command")
+    return plans
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def resume_argv(plan: RunPlan, steps: int | None = None) -> list[str]:
+    """LeRobot's resume: the last checkpoint's train_config.json (the file, not the folder)."""
+    config = Path(plan.output_dir) / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+    prefix = plan.argv[: plan.argv.index(f"--dataset.repo_id={plan.dataset['repo_id']}")]  # launcher part
+    argv = prefix + [f"--config_path={config}", "--resume=true"]
+    return argv + ([f"--steps={steps}"] if steps else [])

@@ -1,0 +1,98 @@
+"""Process identity and clean termination.
+
+A PID alone is never trusted: a record keeps (pid, create time), and a process counts as ours
+only when both match — a reused PID is someone else. Every process of a run also carries an
+env marker (MIMIC_RUN_MARKER), so children that escaped the process group are still found.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+
+MARKER_VAR = "MIMIC_RUN_MARKER"
+CREATE_TIME_SLACK = 0.05  # seconds: create_time is derived from boot time and jiffies
+
+
+def identity(pid: int) -> dict:
+    proc = psutil.Process(pid)
+    return {"pid": pid, "create_time": proc.create_time()}
+
+
+def process_of(ident: dict | None) -> psutil.Process | None:
+    """The live process behind a recorded identity, or None (gone, zombie or PID reused)."""
+    if not ident or not ident.get("pid"):
+        return None
+    try:
+        proc = psutil.Process(ident["pid"])
+        if abs(proc.create_time() - ident["create_time"]) > CREATE_TIME_SLACK:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def is_alive(ident: dict | None) -> bool:
+    return process_of(ident) is not None
+
+
+def marked_processes(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(MARKER_VAR) == marker:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def run_processes(root: dict | None, marker: str | None) -> list[psutil.Process]:
+    """Everything belonging to a run: the root, its descendants, and anything with its marker."""
+    procs: dict[int, psutil.Process] = {}
+    proc = process_of(root)
+    if proc is not None:
+        procs[proc.pid] = proc
+        try:
+            procs.update({c.pid: c for c in proc.children(recursive=True)})
+        except psutil.NoSuchProcess:
+            pass
+    if marker:
+        procs.update({p.pid: p for p in marked_processes(marker)})
+    return list(procs.values())
+
+
+def _signal_all(procs: list[psutil.Process], sig: int) -> None:
+    groups = set()
+    for proc in procs:
+        try:
+            groups.add(os.getpgid(proc.pid))
+            proc.send_signal(sig)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue
+    for pgid in groups - {os.getpgid(0)}:  # whole groups too: dataloader workers, accelerate ranks
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+def terminate(root: dict | None, marker: str | None, timeout: float) -> tuple[int, list[int]]:
+    """SIGTERM the run's processes, wait up to `timeout`, SIGKILL what is left.
+
+    Returns (how many processes were signalled, PIDs still alive at the end)."""
+    procs = run_processes(root, marker)
+    if not procs:
+        return 0, []
+    _signal_all(procs, signal.SIGTERM)
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    alive += [p for p in run_processes(root, marker) if p not in alive]  # spawned meanwhile
+    if alive:
+        _signal_all(alive, signal.SIGKILL)
+        _, alive = psutil.wait_procs(alive, timeout=5)
+    time.sleep(0)  # let the kernel reap
+    return len(procs), [p.pid for p in alive]

@@ -1,0 +1,61 @@
+"""Plain-text rendering: dry-run plans, tables. No rich here: these are on the fast path."""
+from __future__ import annotations
+
+import shlex
+from typing import Iterable, Sequence
+
+from .plan import RunPlan
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Sequence[int] = ()) -> str:
+    """Aligned columns, two spaces apart; columns in `right` are right-aligned."""
+    rows = [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells):
+        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def shell_command(argv: Sequence[str], env: dict | None = None, indent: str = "    ") -> str:
+    """A copy-pasteable command, one flag per line."""
+    head = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
+    first_flag = next((i for i, a in enumerate(argv) if a.startswith("--dataset.") or a.startswith("--config_path")), len(argv))
+    lines = [" ".join(head + [shlex.quote(a) for a in argv[:first_flag]])]
+    lines += [shlex.quote(a) for a in argv[first_flag:]]
+    return (" \\\n" + indent + "  ").join(lines)
+
+
+def _datasets_line(plan: RunPlan) -> str:
+    ds = plan.dataset
+    names = ", ".join(plan.datasets)
+    if ds["merge"]:
+        return f"{len(plan.datasets)}, merged into {ds['repo_id']} by the run's prepare step: {names}"
+    return f"1: {names}"
+
+
+def dry_run_text(plan: RunPlan) -> str:
+    src = plan.sources
+    rows = [
+        ("machine", f"{plan.computer} ({plan.gpu or plan.device}) — chosen by {plan.computer_reason}"),
+        ("group", f"{plan.group}"),
+        ("datasets", _datasets_line(plan)),
+        ("batch size", f"{plan.batch_size} ({src['batch_size']})"),
+        ("steps", f"{plan.steps} ({src['steps']}), checkpoint every {plan.save_freq} ({src['save_freq']})"),
+        ("workers", f"{plan.num_workers} ({src['num_workers']})"),
+        ("GPUs", f"{plan.num_gpus} ({src['num_gpus']})"),
+        ("base model", f"{plan.base_model or 'none (from scratch)'}"),
+        ("output", plan.output_dir),
+        ("log", plan.log_file),
+        ("hub repo", f"{plan.repo_id} (push: {'yes' if plan.push_to_hub else 'no'} — {plan.push_reason})"),
+        ("W&B", f"{'on' if plan.wandb else 'off'} — {plan.wandb_reason}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+    return f"{plan.name}\n{body}\n  command:\n    {shell_command(plan.argv, plan.env)}\n"
+
+
+def dry_run_report(plans: list[RunPlan]) -> str:
+    return "\n".join(dry_run_text(p) for p in plans) + f"(dry run: {len(plans)} run(s), nothing launched)"

@@ -1,0 +1,43 @@
+"""The truth about a recorded run: a run whose owner is gone without a recorded end is lost."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import registry
+from .registry import State
+
+
+def launcher_of(record: dict):
+    from .launchers import get_launcher
+
+    return get_launcher(record.get("launcher", "local"))
+
+
+def refresh(record: dict) -> dict:
+    """Judge liveness; persist `lost` (under the lock, judged again there) when the owner is gone."""
+    if State(record["state"]).ended or launcher_of(record).alive(record) is not False:
+        return record
+
+    def mark_lost(r: dict) -> None:
+        if not State(r["state"]).ended and launcher_of(r).alive(r) is False:
+            registry.advance(r, State.LOST, reason="its processes are gone without a recorded end")
+
+    try:
+        return registry.update(record["name"], mark_lost)
+    except OSError:  # read-only outputs or a full disk: still report the truth
+        return {**record, "state": State.LOST.value}
+
+
+def last_checkpoint_step(output_dir: str) -> int | None:
+    last = Path(output_dir) / "checkpoints" / "last"
+    if not (last / "pretrained_model" / "train_config.json").exists():
+        return None
+    try:
+        return int(last.resolve().name)
+    except ValueError:
+        return -1
+
+
+def owner_pid(record: dict) -> int | None:
+    owner = record.get("supervisor") or record.get("queue") or {}
+    return owner.get("pid")

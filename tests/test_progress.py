@@ -1,0 +1,517 @@
+"""progress.py against realistic lerobot 0.4.4 log text (formats copied from lerobot_train.py,
+utils/logging_utils.py, utils/utils.py:init_logging, rl/wandb_utils.py, tqdm's format_meter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pprint import pformat
+
+import pytest
+
+from mimic_deployment import progress as P
+from mimic_deployment.progress import Progress, read_checkpoint_step, read_progress, tail_lines
+
+BS = 8
+FRAMES = 20_000
+EPISODES = 50
+
+
+# ----------------------------------------------------------------------- lerobot-format helpers
+
+
+def lerobot_format_big_number(num, precision=0):  # verbatim copy of lerobot.utils.utils
+    suffixes = ["", "K", "M", "B", "T", "Q"]
+    divisor = 1000.0
+    for suffix in suffixes:
+        if abs(num) < divisor:
+            return f"{num:.{precision}f}{suffix}"
+        num /= divisor
+    return num
+
+
+def ts(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def info(msg: str, t: float = 1_800_000_000, where: str = "ot_train.py:435", level: str = "INFO") -> str:
+    # init_logging: f"{record.levelname} {pid_str}{dt} {fnameline[-15:]:>15} {record.getMessage()}"
+    return f"{level} {ts(t)} {where[-15:]:>15} {msg}\n"
+
+
+def step_line(step: int, t: float, loss: float = 0.5, lr: float = 1e-5, updt: float = 0.25, data: float = 0.02) -> str:
+    samples = step * BS
+    episodes = samples / (FRAMES / EPISODES)
+    msg = " ".join(
+        [
+            f"step:{lerobot_format_big_number(step)}",
+            f"smpl:{lerobot_format_big_number(samples)}",
+            f"ep:{lerobot_format_big_number(episodes)}",
+            f"epch:{samples / FRAMES:.2f}",
+            f"loss:{loss:.3f}",
+            f"grdn:{941.041:.3f}",
+            f"lr:{lr:0.1e}",
+            f"updt_s:{updt:.3f}",
+            f"data_s:{data:.3f}",
+        ]
+    )
+    return info(msg, t)
+
+
+def bar(n: int, total: int, rate: float | None = 3.3) -> str:
+    """One tqdm redraw as it lands in a file: '\\r' + bar, no newline."""
+    pct = int(100 * n / total)
+    filled = n * 10 // total
+    body = "█" * filled + " " * (10 - filled)
+    if rate is None:
+        r = "?step/s"
+    elif rate >= 1:
+        r = f"{rate:5.2f}step/s"
+    else:
+        r = f"{1 / rate:5.2f}s/step"
+    return f"\rTraining: {pct:3d}%|{body}| {n}/{total} [00:10<00:10, {r}]"
+
+
+def start_block(steps: int, t: float = 1_800_000_000, log_freq: int = 200, resume: bool = False) -> str:
+    cfg = {
+        "batch_size": BS,
+        "dataset": {"repo_id": "lab/pick_place", "root": None},
+        "log_freq": log_freq,
+        "output_dir": "outputs/train/run1",
+        "policy": {"type": "act", "device": "cuda"},
+        "resume": resume,
+        "save_freq": 1000,
+        "steps": steps,
+        "wandb": {"enable": True, "project": "mimic"},
+    }
+    out = info(pformat(cfg), t, where="/x/lerobot/scripts/lerobot_train.py:197")
+    out += info(
+        "Track this run --> \x1b[1m\x1b[33mhttps://wandb.ai/lab/mimic/runs/abc123\x1b[0m",
+        t,
+        where="/x/lerobot/rl/wandb_utils.py:118",
+    )
+    out += info("Creating dataset", t, where="ot_train.py:217")
+    out += info("Creating policy", t, where="ot_train.py:235")
+    out += info("Creating optimizer and scheduler", t, where="ot_train.py:290")
+    out += info("\x1b[1m\x1b[33mOutput dir:\x1b[0m outputs/train/run1", t, where="ot_train.py:325")
+    out += info(f"cfg.steps={steps} ({lerobot_format_big_number(steps)})", t, where="ot_train.py:332")
+    out += info(f"dataset.num_frames={FRAMES} ({lerobot_format_big_number(FRAMES)})", t, where="ot_train.py:333")
+    out += info(f"dataset.num_episodes={EPISODES}", t, where="ot_train.py:334")
+    out += info(f"Effective batch size: {BS} x 1 = {BS}", t, where="ot_train.py:337")
+    out += info("num_learnable_params=13806031 (14M)", t, where="ot_train.py:338")
+    out += info("num_total_params=13806031 (14M)", t, where="ot_train.py:339")
+    out += info(f"Start offline training on a fixed dataset, with effective batch size: {BS}", t, where="ot_train.py:403")
+    return out
+
+
+def training(first: int, last: int, log_freq: int, t0: float, sec_per_step: float, save_freq: int = 0,
+             with_bar: bool = False, total: int = 0, resume_from: int = 0) -> str:
+    out = []
+    for s in range(first, last + 1):
+        t = t0 + (s - first) * sec_per_step
+        if with_bar:
+            out.append(bar(s - resume_from, total - resume_from, 1 / sec_per_step))
+        if s % log_freq == 0:
+            out.append(step_line(s, t))
+        if save_freq and s % save_freq == 0:
+            out.append(info(f"Checkpoint policy after step {s}", t, where="ot_train.py:455"))
+    return "".join(out)
+
+
+def oom_traceback(prefix: str = "") -> str:
+    return "".join(
+        prefix + ln + "\n"
+        for ln in [
+            "Traceback (most recent call last):",
+            '  File "/x/lerobot/scripts/lerobot_train.py", line 416, in train',
+            "    train_tracker, output_dict = update_policy(",
+            "                                 ^^^^^^^^^^^^^^",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB. GPU 0 has a total "
+            "capacity of 79.25 GiB of which 3.50 MiB is free.",
+        ]
+    )
+
+
+def value_error_traceback() -> str:
+    return (
+        "Traceback (most recent call last):\n"
+        '  File "/x/bin/lerobot-train", line 10, in <module>\n'
+        "    sys.exit(main())\n"
+        '  File "/x/lerobot/datasets/lerobot_dataset.py", line 99, in __init__\n'
+        "    raise ValueError(msg)\n"
+        "ValueError: Feature mismatch in observation.images.wrist\n"
+    )
+
+
+def write(path, text: str):
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def make_checkpoint(output_dir, step: int, total: int = 100_000, link: bool = True):
+    d = output_dir / "checkpoints" / f"{step:0{max(6, len(str(total)))}d}"
+    (d / "training_state").mkdir(parents=True)
+    (d / "training_state" / "training_step.json").write_text(json.dumps({"step": step}, indent=4))
+    if link:
+        last = output_dir / "checkpoints" / "last"
+        if last.is_symlink():
+            last.unlink()
+        last.symlink_to(d.relative_to(d.parent))
+    return d
+
+
+T0 = 1_800_000_000.0
+
+
+# ----------------------------------------------------------------------------------------- tests
+
+
+def test_format_big_number_matches_lerobot_copy():
+    for n in [0, 4, 999, 1000, 1499, 1500, 2500, 10_000, 999_499, 999_500, 999_999, 1_000_000, 2_500_000, 3 * 10**9]:
+        assert P.format_big_number(n) == lerobot_format_big_number(n), n
+    assert P.parse_big_number("2K") == (2000, True)
+    assert P.parse_big_number("999") == (999, False)
+    assert P.parse_big_number("3M") == (3_000_000, True)
+
+
+@pytest.mark.lerobot
+def test_format_big_number_matches_real_lerobot():
+    utils = pytest.importorskip("lerobot.utils.utils")
+    for n in [0, 999, 1000, 1500, 2500, 999_999, 10**6, 123_456_789]:
+        assert P.format_big_number(n) == utils.format_big_number(n)
+
+
+def test_empty_and_missing_log(tmp_path):
+    missing = read_progress(tmp_path / "nope.log")
+    assert missing == Progress()
+    empty = read_progress(write(tmp_path / "empty.log", ""))
+    assert empty.step is None and empty.total_steps is None and empty.failure is None
+    assert empty.started_count == 0 and not empty.finished
+    assert json.loads(json.dumps(empty.to_dict()))["step"] is None
+    assert read_progress(None, total_steps_hint=10).total_steps == 10
+    garbage = read_progress(write(tmp_path / "bin.log", "\x00\xff" * 1000 + "\r\r\n"))
+    assert garbage.step is None
+
+
+def test_fresh_run_with_tqdm_bar(tmp_path):
+    text = start_block(6, T0, log_freq=2) + training(1, 3, 2, T0, 2.0, with_bar=True, total=6)
+    p = read_progress(write(tmp_path / "run.log", text), now=time.time())
+    assert p.step == 3 and not p.step_approx
+    assert p.total_steps == 6
+    assert p.steps_per_sec == pytest.approx(0.5)  # bar shows '2.00s/step'
+    assert p.eta_seconds == pytest.approx(6.0)
+    assert p.loss == 0.5 and p.lr == 1e-5
+    assert p.wandb_url == "https://wandb.ai/lab/mimic/runs/abc123"
+    assert p.started_count == 1
+    assert p.failure is None and not p.finished
+    # the bar is the last thing written: its update time is the file's mtime
+    assert p.last_step_time == pytest.approx(os.path.getmtime(tmp_path / "run.log"))
+    assert p.fraction == 0.5
+
+
+def test_bar_after_resume_counts_from_resume_step(tmp_path):
+    out = tmp_path / "train"
+    make_checkpoint(out, 4000, total=6000)
+    text = start_block(6000, T0, log_freq=500, resume=True) + training(
+        4001, 4250, 500, T0, 0.1, with_bar=True, total=6000, resume_from=4000
+    )
+    p = read_progress(write(tmp_path / "run.log", text), output_dir=out)
+    assert p.step == 4250 and not p.step_approx
+    assert p.checkpoint_step == 4000
+    assert p.steps_per_sec == pytest.approx(10.0)
+    assert p.eta_seconds == pytest.approx(175.0)
+
+
+def test_finished_run(tmp_path):
+    text = start_block(6, T0, log_freq=2) + training(1, 6, 2, T0, 1.0, save_freq=6, with_bar=True, total=6)
+    text += "\n" + info("End of training", T0 + 6, where="ot_train.py:529")
+    p = read_progress(write(tmp_path / "run.log", text))
+    assert p.finished and p.failure is None
+    assert p.step == 6 and p.eta_seconds == 0
+    assert p.last_step_time == _local(T0 + 5)
+
+
+def _local(t: float) -> float:
+    return time.mktime(time.strptime(ts(t), "%Y-%m-%d %H:%M:%S"))
+
+
+def test_k_rounded_steps_reconstructed_exactly_with_log_freq(tmp_path):
+    # Slurm: no bar. log_freq=200 -> 1200 prints as '1K', 1600 as '2K'.
+    text = start_block(100_000, T0, log_freq=200) + training(1, 5400, 200, T0, 0.5)
+    p = read_progress(write(tmp_path / "run.log", text), now=_local(T0 + 5399 * 0.5) + 30)
+    assert p.step == 5400 and not p.step_approx
+    assert p.total_steps == 100_000
+    assert p.steps_per_sec == pytest.approx(2.0, rel=0.01)
+    assert p.eta_seconds == pytest.approx((100_000 - 5400) / p.steps_per_sec)
+    assert p.last_step_time == _local(T0 + 5399 * 0.5)
+    assert p.age_seconds == pytest.approx(30)
+
+
+def test_k_rounded_step_is_approximate_without_anchor(tmp_path):
+    # only the tail of a long run, no config dump, no checkpoint line: '5K' is all we know
+    text = "".join(step_line(s, T0 + s) for s in range(4400, 5401, 200))
+    p = read_progress(write(tmp_path / "run.log", text), total_steps_hint=10_000)
+    assert p.step == 5000 and p.step_approx
+    assert p.total_steps == 10_000
+    # 1000 steps of rounding error over a 1000-step span: too rough; falls back to updt_s+data_s
+    assert p.steps_per_sec == pytest.approx(1 / 0.27)
+
+
+def test_approximate_step_never_below_checkpoint(tmp_path):
+    out = tmp_path / "train"
+    make_checkpoint(out, 2000)
+    make_checkpoint(out, 2600)
+    text = "".join(step_line(s, T0 + s) for s in (2200, 2400))  # both print '2K'
+    p = read_progress(write(tmp_path / "run.log", text), output_dir=out)
+    assert p.checkpoint_step == 2600
+    assert p.step == 2600 and not p.step_approx
+
+
+def test_checkpoint_line_is_an_exact_anchor(tmp_path):
+    text = "".join(step_line(s, T0 + s) for s in (2200, 2400))
+    text += info("Checkpoint policy after step 2500", T0 + 2500, where="ot_train.py:455")
+    p = read_progress(write(tmp_path / "run.log", text))
+    assert p.step == 2500 and not p.step_approx
+
+
+def test_checkpoint_dirs(tmp_path):
+    out = tmp_path / "train"
+    assert read_checkpoint_step(out) is None
+    assert read_checkpoint_step(None) is None
+    make_checkpoint(out, 100)
+    make_checkpoint(out, 200)
+    assert os.readlink(out / "checkpoints" / "last") == "000200"  # relative, like lerobot
+    assert read_checkpoint_step(out) == 200
+    # a newer numbered dir still being written: 'last' is the truth
+    (out / "checkpoints" / "000300" / "training_state").mkdir(parents=True)
+    assert read_checkpoint_step(out) == 200
+    # no 'last' link: highest numbered complete one
+    (out / "checkpoints" / "last").unlink()
+    assert read_checkpoint_step(out) == 200
+    make_checkpoint(out, 400, link=False)
+    assert read_checkpoint_step(out) == 400
+    # the log-less fallback
+    p = read_progress(tmp_path / "missing.log", output_dir=out, total_steps_hint=1000)
+    assert p.step == 400 and p.checkpoint_step == 400 and p.total_steps == 1000
+
+
+@pytest.mark.parametrize(
+    "tail, label, needle",
+    [
+        (oom_traceback(), "CUDA out of memory", "torch.OutOfMemoryError: CUDA out of memory"),
+        (oom_traceback("[rank0]: "), "CUDA out of memory", "CUDA out of memory. Tried to allocate 20.00 MiB"),
+        (value_error_traceback(), "crashed", "ValueError: Feature mismatch"),
+        (
+            "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n"
+            "NotImplementedError: Training with use_peft is not supported\n",
+            "crashed",
+            "NotImplementedError: Training with use_peft",
+        ),
+        (
+            "FileExistsError: Output directory outputs/train/run1 already exists and resume is False.\n",
+            "crashed",
+            "FileExistsError: Output directory",
+        ),
+        ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n", "crashed", "File \"x.py\""),
+        (info("NCCL watchdog timed out", T0, level="ERROR"), "error", "NCCL watchdog timed out"),
+        ("Traceback (most recent call last):\n  File \"x.py\"\nKeyboardInterrupt\n", "interrupted", "KeyboardInterrupt"),
+    ],
+)
+def test_failures(tmp_path, tail, label, needle):
+    text = start_block(1000, T0, log_freq=100) + training(1, 300, 100, T0, 0.1, with_bar=True, total=1000)
+    text += tail
+    text += bar(300, 1000) + "\n"  # tqdm.close() redraws once after the crash: no progress
+    p = read_progress(write(tmp_path / "run.log", text))
+    assert p.failure is not None
+    assert p.failure.startswith(label + ": ")
+    assert needle in p.failure
+    assert len(p.failure) <= P.FAILURE_MAX_CHARS
+    assert p.step == 300
+
+
+def test_weights_not_loaded(tmp_path):
+    # printed by pi05's from_pretrained during "Creating policy", i.e. before cfg.steps
+    text = start_block(1000, T0, log_freq=100)
+    text = text.replace(
+        "ot_train.py:235 Creating policy\n",
+        "ot_train.py:235 Creating policy\n"
+        "Could not load state dict from remote files: 401 Client Error: Unauthorized for url: "
+        "https://huggingface.co/lerobot/pi05_base/resolve/main/model.safetensors\n"
+        "Returning model without loading pretrained weights\n",
+    )
+    text += training(1, 200, 100, T0, 0.1)
+    p = read_progress(write(tmp_path / "run.log", text))
+    assert p.failure.startswith("pretrained weights not loaded (random init): Could not load state dict")
+    assert p.step == 200
+
+
+def test_nonfatal_traceback_followed_by_progress_is_ignored(tmp_path):
+    text = start_block(1000, T0, log_freq=100) + training(1, 200, 100, T0, 0.1)
+    text += "wandb: ERROR upload failed\n" + value_error_traceback()
+    text += training(201, 400, 100, T0 + 20, 0.1)
+    p = read_progress(write(tmp_path / "run.log", text))
+    assert p.failure is None and p.step == 400
+
+
+def test_appended_second_attempt_supersedes_earlier_failure(tmp_path):
+    out = tmp_path / "train"
+    make_checkpoint(out, 1000, total=2000)
+    first = "[mimic] attempt 1 starting: lerobot-train --policy.type=act\n"
+    first += start_block(2000, T0, log_freq=100) + training(1, 1100, 100, T0, 0.1, save_freq=1000)
+    first += oom_traceback()
+    first += "[mimic] attempt 1 exited with code 1; restarting in 30s\n"
+    log = write(tmp_path / "run.log", first)
+    p = read_progress(log, output_dir=out)
+    assert p.failure.startswith("CUDA out of memory")  # an exit/restart note is not a start
+    assert p.started_count == 1
+
+    # attempt 2 starts: before it logs anything, the old failure is gone, step = resume point
+    second = "[mimic] attempt 2 starting (resume): lerobot-train --resume=true\n"
+    write(log, first + second)
+    p = read_progress(log, output_dir=out)
+    assert p.failure is None and p.step == 1000 and not p.finished
+
+    second += start_block(2000, T0 + 500, log_freq=100, resume=True)
+    second += training(1001, 1500, 100, T0 + 500, 0.1)
+    write(log, first + second)
+    p = read_progress(log, output_dir=out)
+    assert p.failure is None
+    assert p.started_count == 2
+    assert p.step == 1500 and not p.step_approx  # '2K' reconstructed from the resume point
+    assert p.total_steps == 2000
+
+
+def test_new_attempt_after_finished(tmp_path):
+    text = start_block(6, T0, log_freq=2) + training(1, 6, 2, T0, 1.0)
+    text += info("End of training", T0 + 7)
+    assert read_progress(write(tmp_path / "a.log", text)).finished
+    text += start_block(12, T0 + 100, log_freq=2) + training(1, 4, 2, T0 + 100, 1.0)
+    p = read_progress(write(tmp_path / "a.log", text))
+    assert not p.finished and p.step == 4 and p.total_steps == 12 and p.started_count == 2
+
+
+def test_wandb_view_run_line(tmp_path):
+    text = info("cfg.steps=10 (10)") + (
+        "wandb: 🚀 View run \x1b[33mact_odin_all\x1b[0m at: "
+        "\x1b[34m\x1b[4mhttps://wandb.ai/lab/mimic/runs/zz9\x1b[0m\n"
+    )
+    assert read_progress(write(tmp_path / "w.log", text)).wandb_url == "https://wandb.ai/lab/mimic/runs/zz9"
+    text = "wandb: 🚀 View run at https://wandb.ai/lab/mimic/runs/q1\n"
+    assert read_progress(write(tmp_path / "w.log", text)).wandb_url == "https://wandb.ai/lab/mimic/runs/q1"
+
+
+def _big_log(path, total_steps: int, preface: str = "") -> int:
+    """A multi-MB log: start block in the head, then step lines well past the tail window."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(preface)
+        f.write(start_block(total_steps, T0, log_freq=10))
+        s = 0
+        while f.tell() < 3 * 1024 * 1024:
+            chunk = []
+            for _ in range(1000):
+                s += 10
+                chunk.append(step_line(s, T0 + s / 10))  # 10 steps/s
+            f.write("".join(chunk))
+    return s
+
+
+def test_multi_mb_log_start_not_in_tail(tmp_path):
+    log = tmp_path / "big.log"
+    last = _big_log(log, 500_000)
+    assert log.stat().st_size > 3 * P.TAIL_BYTES
+    p = read_progress(log, total_steps_hint=400_000)
+    assert p.total_steps == 400_000  # no start marker in the tail: the hint wins over the head
+    assert p.started_count == 1  # the head's
+    assert p.wandb_url == "https://wandb.ai/lab/mimic/runs/abc123"  # from the head
+    printed = lerobot_format_big_number(last)
+    assert printed.endswith("K") and p.step == int(printed[:-1]) * 1000
+    assert p.step_approx
+    assert p.steps_per_sec == pytest.approx(10.0, rel=0.05)
+    assert read_progress(log).total_steps == 500_000  # no hint: the head's cfg.steps
+
+
+def test_multi_mb_log_without_start_anywhere_uses_hint(tmp_path):
+    log = tmp_path / "big.log"
+    _big_log(log, 500_000, preface="x" * (P.HEAD_BYTES + 10) + "\n")
+    p = read_progress(log, total_steps_hint=123_456)
+    assert p.total_steps == 123_456 and p.started_count == 0
+    assert read_progress(log).total_steps is None
+
+
+def test_warning_flood_extends_backwards_boundedly(tmp_path):
+    log = tmp_path / "flood.log"
+    with open(log, "w") as f:
+        f.write(start_block(10_000, T0, log_freq=100))
+        f.write(training(1, 700, 100, T0, 0.1))
+        warn = "/x/torch/utils/data.py:12: UserWarning: something deprecated per batch\n"
+        f.write(warn * ((P.TAIL_BYTES + 600_000) // len(warn)))
+    p = read_progress(log)
+    assert p.step == 700 and p.total_steps == 10_000 and p.loss == 0.5
+    # beyond the bounded extension there is nothing to find: None, no full read
+    with open(log, "a") as f:
+        f.write(warn * ((P.EXTEND_BYTES * (P.MAX_EXTENDS + 1)) // len(warn)))
+    p = read_progress(log)
+    assert p.step is None and p.total_steps == 10_000
+
+
+def test_reads_are_bounded(tmp_path, monkeypatch):
+    log = tmp_path / "big.log"
+    _big_log(log, 500_000)
+    read_sizes = []
+    real_open = open
+
+    class Spy:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, n=-1):
+            assert n is not None and n >= 0, "whole-file read"
+            data = self.f.read(n)
+            read_sizes.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+    monkeypatch.setattr(P, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    read_progress(log)
+    tail_lines(log, 20)
+    assert sum(read_sizes) <= P.HEAD_BYTES + P.TAIL_BYTES + 64 * 1024 + 4096
+
+
+def test_tail_lines(tmp_path):
+    assert tail_lines(tmp_path / "missing.log", 5) == []
+    assert tail_lines(write(tmp_path / "e.log", ""), 5) == []
+    text = "".join(f"line {i}\n" for i in range(10)) + bar(1, 6) + bar(2, 6) + step_line(2, T0).rstrip("\n")
+    log = write(tmp_path / "t.log", text)
+    got = tail_lines(log, 3)
+    assert got[:2] == ["line 8", "line 9"]
+    assert got[2].startswith("Training:  33%|") and "step:2 smpl:16" in got[2]
+    assert tail_lines(log, 0) == []
+    assert len(tail_lines(log, 100)) == 11
+    big = tmp_path / "big.log"
+    with open(big, "w") as f:
+        for i in range(200_000):
+            f.write(f"row {i}\n")
+    assert tail_lines(big, 4) == [f"row {i}" for i in range(199_996, 200_000)]
+    assert tail_lines(big, 30_000)[0] == "row 170000"
+
+
+def test_no_heavy_imports():
+    code = (
+        "import sys, mimic_deployment.progress; "
+        "bad = [m for m in ('torch', 'lerobot', 'rich', 'numpy', 'yaml') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(P.__file__))))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
