@@ -57,9 +57,11 @@ def write_log(path: str, size_bytes: int, total_steps: int = 3_000_000, log_freq
     # One ~8 MiB block of step lines, written over and over (step numbers repeat; the file's
     # bytes are realistic, which is all the reader sees outside the head and tail).
     block_lines, step = [], 0
-    while sum(map(len, block_lines)) < 8 * 1024 * 1024:
+    size = 0
+    while size < 8 * 1024 * 1024:
         step += log_freq
         block_lines.append(step_line(step, T0 + step * 0.4))
+        size += len(block_lines[-1])
     block = "".join(block_lines).encode()
     with open(path, "wb", buffering=0) as f:
         f.write(head.encode())

@@ -15,11 +15,10 @@ def main(name: str) -> int:
     record = registry.read(name)
     spec, link = record["plan"]["dataset"], Path(record["plan"]["dataset"]["root"])
     try:
-        path = prepare(spec, link, log=lambda msg: print(msg, flush=True))
+        prepare(spec, link, log=lambda msg: print(msg, flush=True))
     except UserError as exc:
         print(f"[mimic] error: {exc}", flush=True)
         return 2
-    print(f"[mimic] dataset ready: {link} -> {path}", flush=True)
     return 0
 
 

@@ -94,7 +94,7 @@ class Supervisor:
             self.say(f"not starting: the run is {record and record['state']}")
             return 1
         kind = record["attempts"][-1]["kind"] if record.get("attempts") else "train"
-        self.say(f"=== {self.name}: attempt {len(record['attempts'])} ({kind}), supervisor pid {os.getpid()} ===")
+        self.say(f"=== {self.name}: attempt {len(record['attempts'])} ({kind}) starting, supervisor pid {os.getpid()} ===")
         if kind != "resume" and not self.prepare():
             return 1
         argv = record["attempts"][-1]["argv"]
@@ -138,7 +138,7 @@ class Supervisor:
                 return self.finish(code)
             if restarts < max_restarts and checkpoint_config(self.plan).exists():
                 restarts += 1
-                self.say(f"crash: resuming from the last checkpoint (restart {restarts} of {max_restarts})")
+                self.say(f"restart {restarts} of {max_restarts} starting: resuming from the last checkpoint")
                 self.update(lambda r: r.update(restarts=r.get("restarts", 0) + 1))
                 argv = resume_argv(self.plan)
                 continue

@@ -28,4 +28,5 @@ fi
 echo "install_slurm: installing slurm-wlm munge (missing: ${missing[*]})"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null
-echo "install_slurm: installed slurm-wlm $(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null || echo "?")"
+version=$(dpkg-query -W -f='${Version}' slurm-wlm 2>/dev/null || echo "?")
+echo "install_slurm: installed slurm-wlm $version"

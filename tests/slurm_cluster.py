@@ -409,7 +409,8 @@ class SlurmCluster:
                     pass
 
     # ---- client helpers ---------------------------------------------------------------------
-    def run(self, *args: str, check: bool = False, timeout: float = 30) -> subprocess.CompletedProcess:
+    def run(self, *args: str, check: bool = False,
+            timeout: float = 30) -> subprocess.CompletedProcess:
         """Run a Slurm client command against this cluster."""
         return subprocess.run([str(a) for a in args], env=self.env, capture_output=True,
                               text=True, check=check, timeout=timeout)
@@ -458,14 +459,19 @@ except ImportError:  # pragma: no cover - module also usable outside pytest
 _shared: dict = {"cluster": None, "users": 0}
 
 
+def require_slurm() -> None:
+    """In a test: skip if Slurm is missing and cannot be installed; fail instead under $CI."""
+    reason = ensure_slurm_installed()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must not skip the Slurm tests: {reason}", pytrace=False)
+        pytest.skip(reason)
+
+
 def _acquire(tmp_path_factory) -> SlurmCluster:
     """One cluster per process, even if the fixture is imported in several places."""
     if _shared["cluster"] is None:
-        reason = ensure_slurm_installed()
-        if reason:
-            if os.environ.get("CI"):
-                pytest.fail(f"CI must not skip the Slurm tests: {reason}", pytrace=False)
-            pytest.skip(reason)
+        require_slurm()
         cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"), gpus=2)
         cluster.start()
         _shared["cluster"] = cluster

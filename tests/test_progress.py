@@ -433,6 +433,28 @@ def test_multi_mb_log_start_not_in_tail(tmp_path):
     assert read_progress(log).total_steps == 500_000  # no hint: the head's cfg.steps
 
 
+def test_rounded_tail_counted_from_a_checkpoint_line_before_the_tail(tmp_path):
+    # Slurm, 2M+ steps: every step line in the tail prints '2M'; the last checkpoint line is
+    # ~1 MB before the tail; log_freq comes from the config dump in the head.
+    log = tmp_path / "big.log"
+    with open(log, "w", encoding="utf-8") as f:
+        f.write(start_block(3_000_000, T0, log_freq=10))
+        f.write("".join(step_line(s, T0 + s / 10) for s in range(10, 20_001, 10)))
+        f.write(info("Checkpoint policy after step 2000000", T0 + 200_000, where="ot_train.py:455"))
+        f.write("".join(step_line(s, T0 + s / 10) for s in range(2_000_010, 2_090_001, 10)))
+    assert log.stat().st_size > P.HEAD_BYTES + 4 * P.TAIL_BYTES
+    p = read_progress(log, total_steps_hint=3_000_000)
+    assert p.step == 2_090_000 and not p.step_approx
+    assert p.steps_per_sec == pytest.approx(10.0, rel=0.05)
+    # a start (cfg.steps=) between the anchor and the tail voids it
+    text = log.read_text()
+    cut = text.index("step:2M smpl:", text.index("Checkpoint policy after step 2000000") + 200_000)
+    text = text[:cut] + "INFO 2026-01-01 00:00:00 ot_train.py:332 cfg.steps=3000000 (3M)\n" + text[cut:]
+    write(log, text)
+    p = read_progress(log, total_steps_hint=3_000_000)
+    assert p.step == 2_000_000 and p.step_approx
+
+
 def test_multi_mb_log_without_start_anywhere_uses_hint(tmp_path):
     log = tmp_path / "big.log"
     _big_log(log, 500_000, preface="x" * (P.HEAD_BYTES + 10) + "\n")
@@ -485,7 +507,9 @@ def test_reads_are_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
     read_progress(log)
     tail_lines(log, 20)
-    assert sum(read_sizes) <= P.HEAD_BYTES + P.TAIL_BYTES + 64 * 1024 + 4096
+    # head + tail + the bounded search for an exact anchor (none in this log) + tail_lines' chunk
+    size = log.stat().st_size
+    assert sum(read_sizes) <= P.HEAD_BYTES + P.TAIL_BYTES + min(P.ANCHOR_SEARCH_BYTES, size) + 64 * 1024
 
 
 def test_tail_lines(tmp_path):
@@ -515,3 +539,34 @@ def test_no_heavy_imports():
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(P.__file__))))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_dangling_last_link_falls_back_to_numbered(tmp_path):
+    out = tmp_path / "train"
+    make_checkpoint(out, 100)
+    (out / "checkpoints" / "last").unlink()
+    (out / "checkpoints" / "last").symlink_to("000999")  # dangling
+    assert read_checkpoint_step(out) == 100
+
+
+def test_failure_of_new_attempt_before_cfg_steps(tmp_path):
+    # attempt 2 dies while loading the dataset (before cfg.steps is logged): its failure shows,
+    # attempt 1's OOM does not
+    text = "[mimic] attempt 1 starting\n" + start_block(1000, T0) + training(1, 200, 100, T0, 0.1)
+    text += oom_traceback()
+    text += "[mimic] attempt 2 starting (resume)\n"
+    text += info("{'batch_size': 8,\n 'log_freq': 100}", T0 + 60, where="/x/lerobot_train.py:197")
+    text += info("Creating dataset", T0 + 61, where="ot_train.py:217")
+    text += value_error_traceback()
+    p = read_progress(write(tmp_path / "run.log", text))
+    assert p.failure == "crashed: ValueError: Feature mismatch in observation.images.wrist"
+    assert p.started_count == 1 and p.step is None
+
+
+def test_to_dict_fields(tmp_path):
+    d = read_progress(write(tmp_path / "r.log", start_block(10, T0, log_freq=2) + training(1, 4, 2, T0, 1.0))).to_dict()
+    assert set(d) == {
+        "step", "step_approx", "total_steps", "loss", "lr", "last_step_time", "steps_per_sec", "eta_seconds",
+        "checkpoint_step", "finished", "failure", "wandb_url", "started_count", "age_seconds",
+    }
+    assert d["step"] == 4 and d["total_steps"] == 10 and d["steps_per_sec"] == pytest.approx(1.0, rel=0.5)

@@ -13,7 +13,7 @@ import sys
 from ..errors import USER_ERROR_EXIT, UserError
 
 # Order = order in --help. Each name is a module in this package.
-COMMANDS = ["train", "status", "logs", "stop", "resume", "history"]  # + "check", "datasets" (dataset issue)
+COMMANDS = ["train", "status", "logs", "stop", "resume", "history", "check", "datasets"]
 
 # How the user called us, for the hints we print (the shell entry points set it).
 PROG = os.environ.get("MIMIC_PROG") or "python -m mimic_deployment"

@@ -117,7 +117,11 @@ def launch_plans(plans, args: argparse.Namespace, facts) -> int:
     options = launch_options(args, plans, facts)
     records = launch(plans, options)
     if options.foreground:
-        return run_foreground([r["name"] for r in records], options.continue_on_failure)
+        code = run_foreground([r["name"] for r in records], options.continue_on_failure)
+        from . import status
+
+        print("\n" + status.render(*status.collect(argparse.Namespace(names=[r["name"] for r in records], all=True))))
+        return code
     print_launched(records)
     return 0
 

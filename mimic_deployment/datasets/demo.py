@@ -169,3 +169,57 @@ def generate_demo(root: str | Path | None = None, force: bool = False,
             log(f"{'created' if built else 'exists '} {repo_id} -> {target}")
         out.append(target)
     return out
+
+
+def make_meta_only(path: str | Path, *, fps: int = DEMO_FPS, state_dim: int = DEMO_STATE_DIM,
+                   cameras: Iterable[str] = DEMO_CAMERAS, image_shape: tuple[int, int, int] = (480, 640, 3),
+                   episodes: int = 50, frames_per_episode: int = 400, robot_type: str = DEMO_ROBOT_TYPE,
+                   codebase_version: str = "v3.0", quantiles: bool = True, camera_dtype: str = "video",
+                   data_files: int = 1) -> Path:
+    """Metadata of a recorded-like dataset, json only (no LeRobot): meta/info.json, meta/stats.json
+    and empty placeholder parquet files. Enough for `check`, fingerprints and benchmarks; NOT a
+    loadable dataset."""
+    import json
+
+    path = Path(path)
+    (path / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
+    (path / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+    feats = features_for(state_dim, state_dim, cameras, image_shape, camera_dtype)
+    for key, ft in feats.items():
+        ft["shape"] = list(ft["shape"])
+        if ft["dtype"] == "video":
+            h, w, c = image_shape
+            ft["info"] = {"video.height": h, "video.width": w, "video.codec": "av1", "video.pix_fmt": "yuv420p",
+                          "video.is_depth_map": False, "video.fps": fps, "video.channels": c, "has_audio": False}
+    for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
+        feats[key] = {"dtype": "float32" if key == "timestamp" else "int64", "shape": [1], "names": None}
+    frames = episodes * frames_per_episode
+    info = {
+        "codebase_version": codebase_version, "robot_type": robot_type, "total_episodes": episodes,
+        "total_frames": frames, "total_tasks": 1, "chunks_size": 1000, "data_files_size_in_mb": 100,
+        "video_files_size_in_mb": 500, "fps": fps, "splits": {"train": f"0:{episodes}"},
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+        "features": feats,
+    }
+
+    def vec(n, v):
+        return [float(v)] * n
+
+    stats = {}
+    for key in ("observation.state", "action"):
+        s = {"min": vec(state_dim, -1), "max": vec(state_dim, 1), "mean": vec(state_dim, 0),
+             "std": vec(state_dim, 0.5), "count": [frames]}
+        if quantiles:
+            s.update({q: vec(state_dim, v) for q, v in
+                      (("q01", -0.98), ("q10", -0.8), ("q50", 0.0), ("q90", 0.8), ("q99", 0.98))})
+        stats[key] = s
+    for cam in cameras:
+        stats[f"observation.images.{cam}"] = {
+            k: [[[0.5]], [[0.5]], [[0.5]]] for k in ("min", "max", "mean", "std")} | {"count": [frames]}
+    (path / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    (path / "meta" / "stats.json").write_text(json.dumps(stats, indent=4))
+    (path / "meta" / "episodes" / "chunk-000" / "file-000.parquet").write_bytes(b"")
+    for i in range(data_files):
+        (path / "data" / "chunk-000" / f"file-{i:03d}.parquet").write_bytes(b"")
+    return path

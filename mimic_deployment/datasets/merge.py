@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from collections import namedtuple
 from pathlib import Path
 from typing import Callable
 
@@ -222,17 +222,10 @@ def _info(folder: Path) -> dict:
         return {}
 
 
-@dataclass(frozen=True)
-class MergedEntry:
-    path: Path
-    group: str
-    fp: str
-    size_bytes: int
-    complete: bool
-    mtime: float
+class MergedEntry(namedtuple("MergedEntry", "path group fp size_bytes complete mtime")):
+    """One folder of the merged cache: (path, group, fp, size_bytes, complete, mtime)."""
 
-    def __iter__(self):  # unpacks as (path, group, fp, size_bytes, complete, mtime)
-        return iter((self.path, self.group, self.fp, self.size_bytes, self.complete, self.mtime))
+    __slots__ = ()
 
 
 def _du(folder: Path) -> int:

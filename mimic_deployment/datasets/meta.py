@@ -241,9 +241,17 @@ def check_group(metas: dict[str, DatasetMeta], policy_type: str | None = None,
                          fmt=_fmt_names)
                 if metas[ids[0]].features[key][0] == "video":
                     _compare(report, f"{key} video encoding", None,
-                             {r: metas[r].video_info.get(key) for r in ids}, fmt=_fmt_video)
+                             {r: _video_info(report, r, metas[r].video_info.get(key)) for r in ids},
+                             fmt=_fmt_video)
     _policy_checks(report, policy_type, camera_policy)
     return report
+
+
+def _video_info(report: CompatReport, rid: str, info):
+    """A video's encoding; without video.fps when the group's fps already differ (reported once)."""
+    if isinstance(info, dict) and any(col == "fps" for _, col in report.odd_cells):
+        return {k: v for k, v in info.items() if k != "video.fps"}
+    return info
 
 
 def _fmt_names(v) -> str:

@@ -87,7 +87,8 @@ def prepare(spec: dict, link_path: str | Path, log: Log = print) -> Path:
                                local=bool(spec.get("local")))
     report = check(group, folders, spec.get("policy_type"), spec.get("camera_policy"))
     for line in render_report(report, color=False).splitlines():
-        log(f"[mimic] {line}")
+        if line.strip():
+            log(f"[mimic] {line}")
     if not report.ok:
         raise incompatible_error(group, report)
     target = materialize(group, folders, log)

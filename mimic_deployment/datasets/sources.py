@@ -181,12 +181,19 @@ def _classify_download_error(exc: BaseException) -> str:
 
 
 def _download(repo_id: str, target: Path, log: Log) -> None:
-    from huggingface_hub import snapshot_download  # lazy: the CLI fast path never gets here
+    from huggingface_hub import HfApi, snapshot_download  # lazy: the CLI fast path never gets here
 
+    # Ask the Hub first: with the Hub unreachable, snapshot_download(local_dir=<existing folder>)
+    # returns that folder without an error, whatever it holds.
+    info = HfApi().dataset_info(repo_id)
+    files = [s for s in (info.siblings or []) if s.rfilename.startswith(("meta/", "data/", "videos/"))]
+    size = sum(s.size or 0 for s in files)
+    log(f"[mimic] {repo_id}: revision {info.sha[:12] if info.sha else '?'}, {len(files)} files"
+        + (f", {size / 1e9:.2f} GB" if size else ""))
     marker = target / DOWNLOAD_MARKER
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
-    snapshot_download(repo_id, repo_type="dataset", local_dir=target)  # resumes a partial one
+    snapshot_download(repo_id, repo_type="dataset", local_dir=target, revision=info.sha)  # resumes
     marker.unlink()
 
 
