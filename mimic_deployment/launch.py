@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import registry, tracking
+from . import procs, registry, tracking
 from .errors import UserError
 from .facts import toolkit_commit
 from .gpus import GpuInfo, read_gpus
@@ -89,16 +90,25 @@ def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: li
         "cuda_visible_devices": devices, "wait_for_gpus": options.wait,
         "attempts": [{"kind": "train", "argv": plan.argv, "queued_at": registry.now()}],
         "stop_requested": False, "supervisor": None, "trainer": None,
+        # owner of the queued record until a supervisor (or queue) takes over: without it, a
+        # `status` in that window (or while --foreground runs an earlier run) judged it lost
+        "launched_by": procs.identity(os.getpid()),
     }
 
 
 def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
     """Everything that can be refused is refused before the first name is claimed."""
+    from .launchers import get_launcher
+
+    launcher = get_launcher(options.launcher)
     for plan in plans:
         check_collision(plan)
     _preflight(plans)
-    gpus = read_gpus() if any(p.device == "cuda" for p in plans) else []
-    devices = assign_gpus(plans, options, gpus)
+    if hasattr(launcher, "check"):  # slurm: sbatch --test-only, so a refused job records nothing
+        launcher.check(plans)
+    local = options.launcher == "local"  # on Slurm the job gets its GPUs from the allocation
+    gpus = read_gpus() if local and any(p.device == "cuda" for p in plans) else []
+    devices = assign_gpus(plans, options, gpus) if local else [None] * len(plans)
     claimed = []
     try:
         for plan, dev in zip(plans, devices):
@@ -113,10 +123,7 @@ def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
     records = [registry.read(name) for name in claimed]
     if options.foreground:
         return records
-    from .launchers import get_launcher
-
-    started = get_launcher(options.launcher).start(records, sequential=options.sequential,
-                                                   continue_on_failure=options.continue_on_failure)
+    started = launcher.start(records, sequential=options.sequential, continue_on_failure=options.continue_on_failure)
     return [registry.update(name, lambda r, info=info: r.update(info)) for name, info in started.items()]
 
 

@@ -31,6 +31,8 @@ class Machine:
     batch_sizes: dict = field(default_factory=dict)
     auto_detect: bool = True
     description: str = ""
+    launcher: str = "local"  # local or slurm (a cluster's login node submits jobs)
+    slurm: dict = field(default_factory=dict)  # partition, gpus_per_run, cpus, mem, time, gres, extra
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,8 @@ class MachineChoice:
 def _parse_machine(section: Section, name: str) -> Machine:
     section.check_keys(
         required=("gpus", "device"),
-        optional=("hostnames", "gpu", "vram_gb", "num_workers", "batch_sizes", "auto_detect", "description"),
+        optional=("hostnames", "gpu", "vram_gb", "num_workers", "batch_sizes", "auto_detect", "description",
+                  "launcher", "slurm"),
     )
     device = section.get("device", str)
     if device not in ("cuda", "cpu"):
@@ -55,11 +58,18 @@ def _parse_machine(section: Section, name: str) -> Machine:
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
             section.fail(f"batch_sizes.{policy} must be a positive integer, got {size!r}")
     hostnames = section.get("hostnames", list, []) or []
+    launcher = section.get("launcher", str, "local")
+    if launcher not in ("local", "slurm"):
+        section.fail(f"'launcher' must be local or slurm, got {launcher!r}")
+    from .slurmconf import check_machine_entry
+
+    slurm = check_machine_entry(section.child("slurm", section.data["slurm"])) if section.data.get("slurm") else {}
     return Machine(
         name=name, hostnames=tuple(str(h) for h in [name, *hostnames]), gpu=section.get("gpu", str),
         vram_gb=section.get("vram_gb", (int, float)), gpus=gpus, device=device,
         num_workers=section.get("num_workers", int), batch_sizes=dict(batch_sizes),
         auto_detect=section.get("auto_detect", bool, True), description=section.get("description", str, ""),
+        launcher=launcher, slurm=slurm,
     )
 
 
@@ -99,7 +109,8 @@ def _profile_from_gpus(machines: dict[str, Machine], hostname: str, gpus: list[G
     template = max(fitting, key=lambda m: m.vram_gb, default=None)
     summary = f"{len(gpus)} x {'/'.join(names)} ({vram:.0f} GB) via NVML"
     base = dict(hostnames=(hostname,), gpu="/".join(names), vram_gb=round(vram, 1), gpus=len(gpus),
-                device="cuda", auto_detect=False, description=f"unknown host profiled by NVML")
+                device="cuda", auto_detect=False, description=f"unknown host profiled by NVML",
+                launcher="local", slurm={})
     if template is None:
         machine = Machine(name=_host_profile_name(hostname), num_workers=None, **base)
         return MachineChoice(machine, f"unknown host {hostname!r}: {summary}; smaller than every known machine, "

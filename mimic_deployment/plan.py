@@ -17,6 +17,7 @@ from .groups import GroupsConfig
 from .lab import LabSettings
 from .machines import Machine, MachineChoice, choose_machine
 from .policies import Policy, get_policy
+from . import slurmconf
 
 # setting -> (flag, env var, smallest allowed value)
 SETTINGS = {
@@ -44,6 +45,8 @@ class RunRequest:
     wandb: bool | None = None
     dataset_root: str | None = None
     extra_args: tuple[str, ...] = ()
+    launcher: str | None = None  # --launcher
+    slurm: Mapping[str, str | None] = field(default_factory=dict)  # keys of slurmconf.SETTINGS
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,15 @@ class RunPlan:
     base_model: str | None
     argv: list[str]
     env: dict
+    launcher: str = "local"  # local or slurm
+    slurm: dict = field(default_factory=dict)  # the job's settings (slurmconf.resolve); {} when local
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunPlan":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})  # older records lack new keys
 
 
 # ---------------------------------------------------------------- values and their sources
@@ -149,12 +154,17 @@ def _num_gpus(request: RunRequest, env: Mapping[str, str], machine: Machine, pol
     return min(policy.gpus, available), f"policy {policy.name} default"
 
 
+def _hub_offline(env: Mapping[str, str]) -> bool:
+    """As huggingface_hub reads it: 1/true/yes/on (any case) means offline; 0/false/'' do not."""
+    return env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
 def _push_to_hub(request: RunRequest, facts: Facts) -> tuple[bool, str]:
     if request.push_to_hub is not None:
         return request.push_to_hub, "flag"
     if facts.env.get("PUSH_TO_HUB", "") != "":
         return parse_bool(facts.env["PUSH_TO_HUB"], "PUSH_TO_HUB"), "env PUSH_TO_HUB"
-    if facts.env.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+    if _hub_offline(facts.env):
         return False, "HF_HUB_OFFLINE is set"
     if facts.hf_token:
         return True, "a Hugging Face token is present"
@@ -239,7 +249,7 @@ def _name_part(value: str, what: str) -> str:
 
 
 def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, request: RunRequest,
-                  record_dir: Path, env: Mapping[str, str]) -> dict:
+                  record_dir: Path, env: Mapping[str, str], camera_policy: str | None) -> dict:
     group = groups.get(group_name)
     members = list(group.datasets)
     merge = len(members) > 1
@@ -251,7 +261,7 @@ def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, reque
         "root": str(record_dir / "dataset"),  # a link the prepare step points at the real folder
         "dataset_root": request.dataset_root,
         "local": bool(getattr(group, "local", False)),
-        "online": env.get("HF_HUB_OFFLINE", "0") in ("", "0") and not getattr(group, "local", False),
+        "online": not _hub_offline(env) and not getattr(group, "local", False),
     }
 
 
@@ -269,6 +279,13 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
     ):
         values[setting], sources[setting] = _setting(setting, request, env, machine_value, machine, policy_value, policy)
     num_gpus, sources["num_gpus"] = _num_gpus(request, env, machine, policy, available)
+    launcher, sources["launcher"] = slurmconf.resolve_launcher(request.launcher, env, machine)
+    slurmconf.check_flags_unused(request.slurm, launcher)
+    slurm = {}
+    if launcher == "slurm":
+        num_gpus, sources["num_gpus"] = slurmconf.job_gpus(request.slurm, machine, num_gpus, sources["num_gpus"])
+        slurm, slurm_sources = slurmconf.resolve(request.slurm, env, machine, num_gpus)
+        sources.update(slurm_sources)
 
     parts = [policy.name, machine.name, group] + ([_name_part(request.tag, "tag")] if request.tag else [])
     name = "_".join(_name_part(p, "name part") for p in parts)
@@ -277,7 +294,7 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
     org = request.hf_org or env.get("HF_ORG") or lab.hub_org
     push, push_reason = _push_to_hub(request, facts)
     use_wandb, wandb_reason = _wandb(request, facts)
-    dataset = _dataset_spec(group, groups, lab, request, record_dir, env)
+    dataset = _dataset_spec(group, groups, lab, request, record_dir, env, policy.cameras)
     base_model = request.base_model or env.get("BASE_MODEL") or policy.base_model
     sources["base_model"] = ("flag --base-model" if request.base_model else
                              "env BASE_MODEL" if env.get("BASE_MODEL") else f"policy {policy.name}")
@@ -299,7 +316,7 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
         output_dir=str(output_dir), log_file=str(outputs / "logs" / f"{name}.log"), record_dir=str(record_dir),
         repo_id=f"{org}/{name}", push_to_hub=push, push_reason=push_reason, wandb=use_wandb,
         wandb_reason=wandb_reason, wandb_notes=notes, base_model=base_model, argv=argv,
-        env={"PYTHONUNBUFFERED": "1"}, **values,
+        env={"PYTHONUNBUFFERED": "1"}, launcher=launcher, slurm=slurm, **values,
     )
 
 

@@ -42,8 +42,10 @@ def main(argv: list[str]) -> int:
         print(f"[mimic] queue: starting {name} ({i + 1}/{len(names)})", flush=True)
         with open(record["plan"]["log_file"], "ab", buffering=0) as log:
             env = {**__import__("os").environ, "MIMIC_RUN_MARKER": record["marker"]}
+            # its own process group: `stop NAME` signals that group, which must not take the queue down
             current["proc"] = subprocess.Popen([sys.executable, "-m", "mimic_deployment.supervisor", name],
-                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
+                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                               start_new_session=True)
             current["proc"].wait()
         state = (registry.read(name) or {}).get("state")
         print(f"[mimic] queue: {name} ended {state}", flush=True)

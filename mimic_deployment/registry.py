@@ -154,4 +154,4 @@ def open_attempt(record: dict, kind: str, argv: list[str]) -> None:
         last.update({k: record.get(k) for k in ("state", "ended_at", "exit_code", "reason")})
     record["attempts"].append({"kind": kind, "argv": argv, "queued_at": now()})
     record.update(state=State.QUEUED.value, started_at=None, ended_at=None, exit_code=None,
-                  reason=None, stop_requested=False, supervisor=None, trainer=None)
+                  reason=None, stop_requested=False, supervisor=None, trainer=None, queue=None)

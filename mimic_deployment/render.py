@@ -52,9 +52,29 @@ def dry_run_text(plan: RunPlan) -> str:
         ("hub repo", f"{plan.repo_id} (push: {'yes' if plan.push_to_hub else 'no'} — {plan.push_reason})"),
         ("W&B", f"{'on' if plan.wandb else 'off'} — {plan.wandb_reason}"),
     ]
+    if plan.launcher == "slurm":
+        rows.append(("launcher", _slurm_line(plan)))
     width = max(len(k) for k, _ in rows)
     body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
-    return f"{plan.name}\n{body}\n  command:\n    {shell_command(plan.argv, plan.env)}\n"
+    text = f"{plan.name}\n{body}\n  command:\n    {shell_command(plan.argv, plan.env)}\n"
+    if plan.launcher == "slurm":
+        from .launchers.slurm import SCRIPT_FILE, sbatch_script
+
+        script = "\n".join(f"    {line}".rstrip() for line in sbatch_script(plan).splitlines())
+        text += f"  sbatch script ({plan.record_dir}/{SCRIPT_FILE}):\n{script}\n"
+    return text
+
+
+def _slurm_line(plan: RunPlan) -> str:
+    s, src = plan.slurm, plan.sources
+    parts = [f"partition {s['partition']} ({src['slurm.partition']})" if s.get("partition") else
+             "the cluster's default partition",
+             f"{s['gpus']} GPU(s)" + (f" --gres={s['gres']}" if s.get("gres") else ""),
+             f"{s['cpus']} CPUs ({src['slurm.cpus']})" if s.get("cpus") else None,
+             f"mem {s['mem']} ({src['slurm.mem']})" if s.get("mem") else None,
+             f"time {s['time']} ({src['slurm.time']})" if s.get("time") else "no time limit asked"]
+    return (f"slurm ({src.get('launcher', '?')}): " + ", ".join(p for p in parts if p)
+            + f"; requeued and resumed {s.get('signal_seconds')} s before a time limit")
 
 
 def dry_run_report(plans: list[RunPlan]) -> str:

@@ -40,9 +40,20 @@ def _gpu_memory(record: dict, per_pid: dict[int, float]) -> float | None:
     return total or None
 
 
+def _slurm_job(record: dict) -> tuple[str, str] | None:
+    """(state, reason) of a Slurm run's job, from the one squeue answer status shares."""
+    if record.get("launcher") != "slurm" or State(record["state"]).ended:
+        return None
+    from .launchers.slurm import job_info
+
+    return job_info(record)
+
+
 def run_row(record: dict, per_pid: dict[int, float] | None = None, now: float | None = None) -> dict:
     record = tracking.refresh(record)
     plan, progress = record["plan"], _progress(record)
+    job = _slurm_job(record)
+    waiting = f"Slurm: {job[0].lower()} ({job[1]})" if job and job[0] == "PENDING" and job[1] != "None" else None
     now = time.time() if now is None else now
     total = progress.get("total_steps") or plan["steps"]
     return {
@@ -53,10 +64,10 @@ def run_row(record: dict, per_pid: dict[int, float] | None = None, now: float | 
         "started_at": record.get("started_at"), "ended_at": record.get("ended_at"),
         "age_seconds": now - record.get("created_at", now), "exit_code": record.get("exit_code"),
         "restarts": record.get("restarts", 0), "attempts": len(record.get("attempts", [])),
-        "reason": record.get("reason") or progress.get("failure"), "wandb_url": record.get("wandb_url")
+        "reason": record.get("reason") or progress.get("failure") or waiting, "wandb_url": record.get("wandb_url")
         or progress.get("wandb_url"), "policy": plan["policy"], "group": plan["group"],
         "computer": plan["computer"], "log_file": plan["log_file"], "output_dir": plan["output_dir"],
-        "slurm_job_id": (record.get("slurm") or {}).get("job_id"),
+        "slurm_job_id": (record.get("slurm") or {}).get("job_id"), "slurm_state": job[0] if job else None,
     }
 
 

@@ -19,8 +19,11 @@ def refresh(record: dict) -> dict:
         return record
 
     def mark_lost(r: dict) -> None:
-        if not State(r["state"]).ended and launcher_of(r).alive(r) is False:
-            registry.advance(r, State.LOST, reason="its processes are gone without a recorded end")
+        launcher = launcher_of(r)
+        if not State(r["state"]).ended and launcher.alive(r) is False:
+            verdict = getattr(launcher, "verdict", None)  # slurm: the job's final state, if Slurm still has it
+            state, reason = verdict(r) if verdict else (State.LOST, "its processes are gone without a recorded end")
+            registry.advance(r, state, reason=reason)
 
     try:
         return registry.update(record["name"], mark_lost)
@@ -39,5 +42,5 @@ def last_checkpoint_step(output_dir: str) -> int | None:
 
 
 def owner_pid(record: dict) -> int | None:
-    owner = record.get("supervisor") or record.get("queue") or {}
+    owner = record.get("supervisor") or record.get("queue") or record.get("launched_by") or {}
     return owner.get("pid")

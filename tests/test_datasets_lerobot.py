@@ -26,7 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 def built(tmp_path_factory):
     """The demo group, generated twice (determinism), plus three deliberately odd datasets."""
     base = tmp_path_factory.mktemp("lerobot")
-    os.environ.setdefault("HF_DATASETS_CACHE", str(base / "hf_datasets_cache"))
+    # LeRobot's image-dataset merge and loads go through `datasets`, which caches arrow files
+    # (read at its import: set before the first LeRobot import of the session, restored after)
+    saved = os.environ.get("HF_DATASETS_CACHE")
+    os.environ["HF_DATASETS_CACHE"] = str(base / "hf_datasets_cache")
     home = base / "home"
     first = generate_demo(home)
     second = generate_demo(base / "again")
@@ -36,7 +39,11 @@ def built(tmp_path_factory):
                                    cameras=("right_wrist", "left_wrist", "front")),
         "lab/state14": make_dataset(home / "lab/state14", "lab/state14", state_dim=14, episodes=1, frames=5),
     }
-    return {"home": home, "demo": first, "again": second, "odd": odd}
+    yield {"home": home, "demo": first, "again": second, "odd": odd}
+    if saved is None:
+        os.environ.pop("HF_DATASETS_CACHE", None)
+    else:
+        os.environ["HF_DATASETS_CACHE"] = saved
 
 
 @pytest.fixture

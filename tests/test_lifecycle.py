@@ -357,34 +357,36 @@ def test_two_launches_of_one_name_at_the_same_moment(env):
     assert log_text(env, "act_cpu_one").count("=== act_cpu_one: attempt") == 1
 
 
+def _refused(env: dict, name: str, args: tuple, *words: str) -> str:
+    """Launching `args` (whose run is `name`) is refused with one line naming it; nothing changes."""
+    before = read_record(env, name)
+    log = Path(before["plan"]["log_file"])
+    size = log.stat().st_size
+    out, _ = launch(env, *args, **SLOW)
+    assert out.returncode == 2 and out.stdout == "", out
+    assert out.stderr.startswith(f"error: run '{name}'") and out.stderr.count("\n") == 1, out.stderr
+    for word in words:
+        assert word in out.stderr, out.stderr
+    after = read_record(env, name)
+    assert after["attempts"] == before["attempts"] and after["supervisor"] == before["supervisor"]
+    if before["state"] != "running":
+        assert log.stat().st_size == size  # nothing started: not even a header line
+    return out.stderr
+
+
 def test_collisions_refuse_and_launch_nothing(env):
     args = ("--policy", "act", "--dataset-group", "one", "--steps", "2000", "--save-freq", "5")
     name = launch_ok(env, *args, **SLOW)
     wait_step(env, name, 6)  # a checkpoint exists
-    log = Path(read_record(env, name)["plan"]["log_file"])
-
-    def refused(*words: str) -> None:
-        before, size = read_record(env, name), log.stat().st_size
-        out, _ = launch(env, *args, **SLOW)
-        assert out.returncode == 2 and out.stdout == "", out
-        assert out.stderr.startswith(f"error: run '{name}'") and out.stderr.count("\n") == 1, out.stderr
-        for word in words:
-            assert word in out.stderr
-        after = read_record(env, name)
-        assert after["attempts"] == before["attempts"] and after["supervisor"] == before["supervisor"]
-        if before["state"] != "running":
-            assert log.stat().st_size == size  # nothing started: not even a header line
-
-    refused("running", f"logs {name} -f", f"stop {name}", "--tag")
+    _refused(env, name, args, "running", f"logs {name} -f", f"stop {name}", "--tag")
     run_cli(env, "stop", name, "--timeout", "2")
-    refused("stopped", "checkpoint", f"resume {name}", "--tag")
-    out = run_cli(env, "resume", name, "--steps", "12")
-    assert out.returncode == 0, out.stderr
+    _refused(env, name, args, "stopped", "checkpoint", f"resume {name}", "--tag")
+    # finished: only a new name (--tag) can go on
+    done = ("--policy", "act", "--dataset-group", "one", "--steps", "10", "--save-freq", "5", "--tag", "done")
+    name = launch_ok(env, *done, **FAST)
     wait_state(env, name, "finished")
-    refused("finished", "--tag")
-    # --tag makes a new name, which launches
-    assert launch_ok(env, *args[:-4], "--steps", "10", "--save-freq", "5", "--tag", "again", **FAST) \
-        == f"{name}_again"
+    err = _refused(env, name, done, "finished", "--tag")
+    assert "resume" not in err
 
 
 def test_a_run_stopped_before_any_checkpoint_suggests_tag(env):
@@ -480,10 +482,12 @@ def test_sequential_runs_one_after_another_and_queued_is_visible(env):
 
 
 def _queue_of_three(env, *extra: str, steps: str = "20", **knobs):
-    out = run_cli(env, "--policy", "act", "--dataset-group", "one,two,demo", "--steps", steps, "--save-freq", "5",
-                  "--tag", "q", *extra, **knobs)
+    """Three runs in one sequential queue (three policies on one dataset: no merge to wait for)."""
+    out = run_cli(env, "--policy", "act,diffusion,pi0", "--dataset-group", "one", "--steps", steps,
+                  "--save-freq", "5", "--tag", "q", *extra, **knobs)
     assert out.returncode == 0, out.stderr
-    return ["act_cpu_one_q", "act_cpu_two_q", "act_cpu_demo_q"]
+    assert out.stdout.count("queue position") == 3
+    return ["act_cpu_one_q", "diffusion_cpu_one_q", "pi0_cpu_one_q"]
 
 
 def test_sequential_failure_in_the_middle_stops_the_queue(env):
@@ -497,7 +501,7 @@ def test_sequential_failure_in_the_middle_stops_the_queue(env):
     assert "FileExistsError" in rows[names[1]]["reason"]
     assert "queue" in rows[names[2]]["reason"] and names[1] in rows[names[2]]["reason"]
     third = read_record(env, names[2])
-    assert third["started_at"] is None and third["supervisor"] is None  # never started
+    assert third.get("started_at") is None and third["supervisor"] is None  # never started
     queue = read_record(env, names[0])["queue"]
     wait_for(lambda: not pid_alive(queue["pid"]), 10, what="the queue to exit")
 
@@ -508,12 +512,12 @@ def test_sequential_all_failing_stops_at_first_or_continues_on_failure(env):
         wait_state(env, name, ("finished", "failed", "stopped", "lost"))
     recs = [read_record(env, n) for n in names]
     assert [r["state"] for r in recs] == ["failed", "stopped", "stopped"]
-    assert all(r["started_at"] is None for r in recs[1:])
+    assert all(r.get("started_at") is None for r in recs[1:])
 
-    out = run_cli(env, "--policy", "act", "--dataset-group", "one,two,demo", "--steps", "20", "--save-freq", "5",
+    out = run_cli(env, "--policy", "act,diffusion,pi0", "--dataset-group", "one", "--steps", "20", "--save-freq", "5",
                   "--tag", "c", "--continue-on-failure", **FAST, FAKE_FAIL_START="1")
     assert out.returncode == 0, out.stderr
-    names = ["act_cpu_one_c", "act_cpu_two_c", "act_cpu_demo_c"]
+    names = ["act_cpu_one_c", "diffusion_cpu_one_c", "pi0_cpu_one_c"]
     for name in names:
         wait_state(env, name, ("finished", "failed", "stopped", "lost"))
     recs = [read_record(env, n) for n in names]
@@ -534,7 +538,7 @@ def test_stop_all_cancels_queued_runs_and_the_queue(env):
     time.sleep(1.0)  # nothing may start afterwards
     recs = [read_record(env, n) for n in names]
     assert [r["state"] for r in recs] == ["stopped"] * 3
-    assert all(r["started_at"] is None and r["supervisor"] is None for r in recs[1:])
+    assert all(r.get("started_at") is None and r["supervisor"] is None for r in recs[1:])
     for r in recs:
         assert marked_pids(r["marker"]) == []
 
@@ -558,3 +562,73 @@ def test_logs_last_lines_and_follow_until_the_end(env):
     assert run_cli(env, "logs", name, "-n", "0").stdout == ""
     out = run_cli(env, "logs", "nope")
     assert out.returncode == 2 and "no run named 'nope'" in out.stderr
+
+
+# ------------------------------------------------------------------------------------ regressions
+
+
+def test_foreground_sequence_keeps_waiting_runs_queued_not_lost(env):
+    """Records waiting for their turn in a --foreground sequence (or in the instant between the
+    claim of a name and the start of its supervisor) are owned by the launching process."""
+    proc = subprocess.Popen([str(TRAIN_MANAGER), "--policy", "act,diffusion", "--dataset-group", "one", "--steps",
+                             "30", "--save-freq", "5", "--foreground"], env={**env, **SLOW}, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: {r["name"]: r["state"] for r in status_rows(env)}
+                 == {"act_cpu_one": "running", "diffusion_cpu_one": "queued"}, 30, 0.2, "running + queued")
+        assert row(env, "diffusion_cpu_one")["pid"] == proc.pid
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert [r["state"] for r in status_rows(env)] == ["finished", "finished"]
+
+
+def test_stop_one_member_of_a_queue_lets_a_continue_on_failure_queue_go_on(env):
+    names = _queue_of_three(env, "--continue-on-failure", steps="60", **SLOW)
+    wait_step(env, names[0], 2)
+    out = run_cli(env, "stop", names[0], "--timeout", "2")
+    assert out.returncode == 0 and f"{names[0]}: stopped" in out.stdout
+    for name in names[1:]:
+        wait_state(env, name, ("finished", "failed", "stopped", "lost"))
+    assert [row(env, n)["state"] for n in names] == ["stopped", "finished", "finished"]
+
+
+def test_stop_one_member_of_a_queue_cancels_the_rest_with_the_reason(env):
+    names = _queue_of_three(env, steps="60", **SLOW)
+    wait_step(env, names[0], 2)
+    run_cli(env, "stop", names[0], "--timeout", "2")
+    for name in names[1:]:
+        wait_state(env, name, ("finished", "failed", "stopped", "lost"))
+    rows = [row(env, n) for n in names]
+    assert [r["state"] for r in rows] == ["stopped"] * 3
+    assert all(f"queue stopped: {names[0]} stopped" in r["reason"] for r in rows[1:])
+
+
+def test_supervisor_killed_while_the_trainer_ignores_sigterm_is_not_lost_until_it_is_gone(env):
+    name = launch_ok(env, "--policy", "act", "--dataset-group", "one", "--steps", "2000", "--save-freq", "50",
+                     **SLOW, FAKE_HANG="1")
+    wait_step(env, name, 2)
+    rec = read_record(env, name)
+    os.kill(rec["supervisor"]["pid"], signal.SIGKILL)
+    time.sleep(1.0)
+    assert pid_alive(rec["trainer"]["pid"])  # PDEATHSIG's SIGTERM ignored: it still trains
+    assert row(env, name)["state"] == "running"
+    out = run_cli(env, "resume", name)
+    assert out.returncode == 2 and "running" in out.stderr  # no second trainer on the same output
+    out = run_cli(env, "stop", name, "--timeout", "1")
+    assert f"{name}: stopped" in out.stdout, out.stdout + out.stderr
+    assert marked_pids(rec["marker"]) == [] and row(env, name)["state"] == "stopped"
+
+
+def test_resume_of_a_run_from_a_queue_is_its_own_run(env):
+    names = _queue_of_three(env, steps="20", **FAST, FAKE_CRASH_AT="12")
+    wait_state(env, names[0], "failed")
+    wait_state(env, names[2], "stopped")
+    out = run_cli(env, "resume", names[0], **FAST)
+    assert out.returncode == 0, out.stderr
+    assert "queue position" not in out.stdout and f"launched {names[0]} (pid " in out.stdout
+    assert read_record(env, names[0])["queue"] is None
+    final = wait_state(env, names[0], ("finished", "failed", "stopped", "lost"))
+    assert final["state"] == "finished" and final["step"] == 20
+    assert [row(env, n)["state"] for n in names[1:]] == ["stopped", "stopped"]  # not woken up

@@ -15,7 +15,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import registry, tracking
+    import os
+
+    from .. import procs, registry, tracking
     from ..errors import UserError
     from ..launch import LaunchOptions, assign_gpus, run_foreground
     from ..gpus import read_gpus
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     def reopen(r: dict) -> None:
         registry.open_attempt(r, "resume", resume_argv(plan, steps))
+        r["launched_by"] = procs.identity(os.getpid())  # owner until the supervisor takes over
         r["plan"]["steps"] = target
         r["cuda_visible_devices"] = devices
         if args.max_restarts is not None:

@@ -39,7 +39,14 @@ def add_parser(subparsers) -> None:
                          help="after a crash, resume from the last checkpoint up to N times (default 0)")
     run_how.add_argument("--foreground", action="store_true", help="stay attached until the runs end")
     run_how.add_argument("--wait", action="store_true", help="wait for busy GPUs instead of refusing")
-    run_how.add_argument("--launcher", help="local or slurm (env LAUNCHER; default local)")
+    run_how.add_argument("--launcher", help="local or slurm (env LAUNCHER; default: the machine's, else local)")
+    slurm = p.add_argument_group("Slurm job (with --launcher slurm; default: the machine's slurm entry)")
+    slurm.add_argument("--partition", help="partition (env SBATCH_PARTITION)")
+    slurm.add_argument("--gpus", metavar="N", help="GPUs of the run (--gres=gpu:N; sets --num-gpus)")
+    slurm.add_argument("--cpus", metavar="N", help="CPUs of the run (--cpus-per-task)")
+    slurm.add_argument("--mem", help="memory per node, e.g. 64G (env SBATCH_MEM_PER_NODE)")
+    slurm.add_argument("--time", help="time limit, e.g. 24:00:00 or 1-00:00:00 (env SBATCH_TIMELIMIT); "
+                                      "the job requeues itself and resumes before it")
     show = p.add_argument_group("show instead of launching")
     show.add_argument("--dry-run", action="store_true", help="print the resolved plans, launch nothing")
     show.add_argument("--json", action="store_true", help="with --dry-run: a JSON array of plans")
@@ -63,6 +70,7 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
         flags={name: getattr(args, name) for name in SETTINGS}, computer=args.computer, tag=args.tag,
         hf_org=args.hf_org, base_model=args.base_model, push_to_hub=args.push_to_hub, wandb=args.wandb,
         dataset_root=args.dataset_root, extra_args=tuple(getattr(args, "extra_args", ())),
+        launcher=args.launcher, slurm={k: getattr(args, k) for k in ("partition", "gpus", "cpus", "mem", "time")},
     )
 
 
@@ -101,11 +109,12 @@ def launch_options(args: argparse.Namespace, plans, facts):
 
     if args.sequential and args.parallel:
         raise UserError("--sequential and --parallel exclude each other")
-    launcher = args.launcher or facts.env.get("LAUNCHER") or "local"
-    if launcher not in ("local", "slurm"):
-        raise UserError(f"unknown launcher {launcher!r}", hint="local or slurm")
+    launcher = plans[0].launcher  # resolved by the plan: flag > env LAUNCHER > machine > local
+    if launcher == "slurm" and args.foreground:
+        raise UserError("--foreground runs here, not on Slurm", hint="follow the job with `logs NAME -f`")
     max_gpus = max(len(facts.gpus or []), max(p.num_gpus for p in plans))
-    sequential = args.sequential or (len(plans) > 1 and not args.parallel and max_gpus <= 1)
+    # Slurm schedules the jobs by their resources: chained only when asked (--sequential)
+    sequential = args.sequential or (len(plans) > 1 and not args.parallel and max_gpus <= 1 and launcher == "local")
     return LaunchOptions(launcher=launcher, sequential=sequential, continue_on_failure=args.continue_on_failure,
                          max_restarts=parse_count(args.max_restarts, "--max-restarts", 0),
                          foreground=args.foreground, wait=args.wait)
@@ -131,8 +140,10 @@ def print_launched(records: list[dict]) -> None:
     from . import PROG
 
     for r in records:
+        slurm = r.get("slurm") or {}
         where = f"queue position {r['queue']['position'] + 1}/{r['queue']['size']}" if r.get("queue") else \
-            f"pid {tracking.owner_pid(r)}"
+            f"Slurm job {slurm['job_id']}" + (f", after {slurm['after']}" if slurm.get("after") else "") \
+            if slurm.get("job_id") else f"pid {tracking.owner_pid(r)}"
         print(f"launched {r['name']} ({where})\n  log     {r['plan']['log_file']}")
     first = records[0]["name"]
     print(f"  follow  {PROG} logs {first} -f\n  status  {PROG} status\n"

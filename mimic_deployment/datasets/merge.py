@@ -123,7 +123,7 @@ def _merge_with_lerobot(repo_ids: list[str], roots: list[Path], out: Path, repo_
     from lerobot.datasets import aggregate
 
     n = len(repo_ids)
-    original = aggregate.aggregate_data
+    original = aggregate.aggregate_videos  # the first step for each source (even without videos)
     count = {"i": 0}
 
     def progress(src_meta, *args, **kwargs):  # called once per source dataset
@@ -143,11 +143,11 @@ def _merge_with_lerobot(repo_ids: list[str], roots: list[Path], out: Path, repo_
     root_logger.addHandler(handler)
     if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
         root_logger.setLevel(logging.INFO)
-    aggregate.aggregate_data = progress
+    aggregate.aggregate_videos = progress
     try:
         aggregate.aggregate_datasets(repo_ids=repo_ids, aggr_repo_id=repo_id, roots=roots, aggr_root=out)
     finally:
-        aggregate.aggregate_data = original
+        aggregate.aggregate_videos = original
         root_logger.removeHandler(handler)
         root_logger.setLevel(old_level)
 

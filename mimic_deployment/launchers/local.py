@@ -48,8 +48,14 @@ class LocalLauncher:
     def alive(self, record: dict) -> bool | None:
         if record.get("host") and record["host"] != socket.gethostname():
             return None
-        owner = record.get("supervisor") or (record.get("queue") if record["state"] == "queued" else None)
-        return procs.is_alive(owner)
+        owner = record.get("supervisor")
+        if not owner and record["state"] == "queued":  # waiting: in a queue, or still being launched
+            owner = record.get("queue") or record.get("launched_by")
+        if procs.is_alive(owner):
+            return True
+        # the supervisor is gone but its trainer still runs (it ignored the PDEATHSIG SIGTERM):
+        # not lost (a resume would start a second trainer on the same output); `stop` ends it
+        return record["state"] == "running" and procs.is_alive(record.get("trainer"))
 
     def stop(self, record: dict, timeout: float) -> list[int]:
         _, survivors = procs.terminate(record.get("supervisor"), record.get("marker"), timeout)
