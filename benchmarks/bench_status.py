@@ -1,6 +1,6 @@
 """Benchmark: `status` over 1,000 recorded runs, as a real process, vs. the cost of starting Python.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_status.py [--runs 1000] [--repeat 11] [--keep-dir DIR]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_status.py [--runs 1000] [--repeat 11] [--keep-dir DIR] [--profile]
 
 Builds a temp MIMIC_OUTPUTS holding realistic records (plans from a real --dry-run of a 20-dataset
 group on a GPU machine profile): mostly ended runs with their stored progress, plus runs that
@@ -144,7 +144,7 @@ def build(outputs: Path, n: int, template: dict, sleeper_ident: dict, seed: int 
                                 failure=reason if state == "failed" else None,
                                 wandb_url=f"https://wandb.ai/mimic/lerobot/runs/{name}", started_count=1)
             record.update(started_at=round(started, 3), ended_at=round(ended, 3), exit_code=code, reason=reason,
-                          progress=None if state == "lost" else progress.to_dict(),
+                          progress=progress.to_dict(),  # lost too: `status` stores it when it judges
                           wandb_url=progress.wandb_url,
                           supervisor={"pid": 10 ** 6 + i, "create_time": started},
                           trainer={"pid": 10 ** 6 + n + i, "create_time": started + 1})
@@ -172,14 +172,17 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--keep-dir", help="build the outputs here and keep them (default: a temp dir, deleted)")
+    ap.add_argument("--profile", action="store_true", help="also print a cProfile of one `status --all --json`")
     args = ap.parse_args()
 
     tmp = Path(args.keep_dir or tempfile.mkdtemp(prefix="bench_status_"))
     outputs = tmp / "outputs"
     if outputs.exists():
         shutil.rmtree(outputs)
-    env = {k: v for k, v in os.environ.items() if k not in ("COMPUTER", "DATASET_GROUP", "LEROBOT_TRAIN")}
-    env.update(PYTHONPATH=str(REPO), MIMIC_OUTPUTS=str(outputs), HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf"),
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COMPUTER", "DATASET_GROUP", "LEROBOT_TRAIN", "PYTHONDONTWRITEBYTECODE")}
+    # bytecode cached as in normal use (a sandbox may set PYTHONDONTWRITEBYTECODE), kept out of the repo
+    env.update(PYTHONPYCACHEPREFIX=str(tmp / "pycache"), PYTHONPATH=str(REPO), MIMIC_OUTPUTS=str(outputs), HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf"),
                HF_LEROBOT_HOME=str(tmp / "lerobot"), MIMIC_MERGED_HOME=str(tmp / "merged"))
     sleeper = subprocess.Popen(["sleep", "3600"])  # the live "supervisor" of the running runs
     try:
@@ -211,6 +214,15 @@ def main() -> int:
             elif label == "status":
                 extra = f"  ({len(out.stdout.splitlines())} lines)"
             print(f"{label:<22} median {median:7.1f} ms   min {min(walls):7.1f}   max {max(walls):7.1f}{extra}")
+        if args.profile:
+            prof = subprocess.run(py + ["-m", "cProfile", "-s", "tottime", "-m", "mimic_deployment", "status", "--all",
+                                        "--json"], env=env, capture_output=True, text=True, cwd=REPO)
+            print(prof.stdout[prof.stdout.index("   Ordered by"):][:4000])
+            imports = subprocess.run(py + ["-X", "importtime", "-m", "mimic_deployment", "status", "--all", "--json"],
+                                     env=env, capture_output=True, text=True, cwd=REPO).stderr.splitlines()
+            top = sorted((ln for ln in imports if ln.startswith("import time:") and "|" in ln and "cumulative" not in ln),
+                         key=lambda ln: -int(ln.split("|")[1]))[:8]
+            print("slowest imports (cumulative us):\n" + "\n".join(top))
         worst = max(results["status --all --json"], results["status"])
         verdict = "OK" if worst <= TARGET_MS else "MISSED"
         print(f"target: status <= {TARGET_MS} ms median -> {verdict} (worst {worst:.1f} ms, "

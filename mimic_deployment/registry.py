@@ -92,10 +92,19 @@ def list_names() -> list[str]:
 
 
 def read_all() -> list[dict]:
+    """Every record, by name. On the `status` path: plain os calls, no Path per record."""
+    try:
+        with os.scandir(runs_dir()) as entries:
+            files = sorted((entry.name, os.path.join(entry.path, RECORD_FILE)) for entry in entries)
+    except FileNotFoundError:
+        return []
     records = []
-    for name in list_names():
-        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            records.append(json.loads((record_dir(name) / RECORD_FILE).read_text()))
+    for _, file in files:
+        try:
+            with open(file, "rb") as handle:
+                records.append(json.loads(handle.read()))
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+            continue
     return records
 
 

@@ -28,12 +28,12 @@ def shell_command(argv: Sequence[str], env: dict | None = None, indent: str = " 
     return (" \\\n" + indent + "  ").join(lines)
 
 
-def _datasets_line(plan: RunPlan) -> str:
+def _datasets_line(plan: RunPlan, indent: str) -> str:
     ds = plan.dataset
-    names = ", ".join(plan.datasets)
-    if ds["merge"]:
-        return f"{len(plan.datasets)}, merged into {ds['repo_id']} by the run's prepare step: {names}"
-    return f"1: {names}"
+    if not ds["merge"]:
+        return f"1: {plan.datasets[0]}"
+    names = "".join(f"\n{indent}{name}" for name in plan.datasets)
+    return f"{len(plan.datasets)}, merged into {ds['repo_id']} by the run's prepare step:{names}"
 
 
 def dry_run_text(plan: RunPlan) -> str:
@@ -41,11 +41,11 @@ def dry_run_text(plan: RunPlan) -> str:
     rows = [
         ("machine", f"{plan.computer} ({plan.gpu or plan.device}) — chosen by {plan.computer_reason}"),
         ("group", f"{plan.group}"),
-        ("datasets", _datasets_line(plan)),
+        ("datasets", _datasets_line(plan, " " * 16)),
         ("batch size", f"{plan.batch_size} ({src['batch_size']})"),
         ("steps", f"{plan.steps} ({src['steps']}), checkpoint every {plan.save_freq} ({src['save_freq']})"),
         ("workers", f"{plan.num_workers} ({src['num_workers']})"),
-        ("GPUs", f"{plan.num_gpus} ({src['num_gpus']})"),
+        ("GPUs", f"{plan.num_gpus} ({src['num_gpus']})" if plan.num_gpus else "none: trains on the CPU"),
         ("base model", f"{plan.base_model or 'none (from scratch)'}"),
         ("output", plan.output_dir),
         ("log", plan.log_file),

@@ -23,12 +23,26 @@ def refresh(record: dict) -> dict:
         if not State(r["state"]).ended and launcher.alive(r) is False:
             verdict = getattr(launcher, "verdict", None)  # slurm: the job's final state, if Slurm still has it
             state, reason = verdict(r) if verdict else (State.LOST, "its processes are gone without a recorded end")
-            registry.advance(r, state, reason=reason)
+            if registry.advance(r, state, reason=reason):
+                store_progress(r)
 
     try:
         return registry.update(record["name"], mark_lost)
     except OSError:  # read-only outputs or a full disk: still report the truth
         return {**record, "state": State.LOST.value}
+
+
+def store_progress(record: dict) -> None:
+    """An end recorded by someone other than the supervisor (lost, stopped after SIGKILL) keeps
+    the run's last progress too, so that `status` never reads the logs of ended runs again."""
+    if record.get("progress"):
+        return
+    from .progress import read_progress
+
+    plan = record["plan"]
+    progress = read_progress(plan["log_file"], plan["output_dir"], plan["steps"])
+    record["progress"] = progress.to_dict()
+    record["wandb_url"] = record.get("wandb_url") or progress.wandb_url
 
 
 def last_checkpoint_step(output_dir: str) -> int | None:

@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     rows = [run_row(r) for r in registry.read_all()]
     rows = sorted((r for r in rows if not args.policy or r["policy"] == args.policy), key=lambda r: r["created_at"] or 0)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        from .status import to_json
+
+        print(to_json(rows))
         return 0
     if not rows:
         print("no runs yet")

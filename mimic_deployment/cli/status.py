@@ -32,12 +32,19 @@ def collect(args: argparse.Namespace) -> tuple[list[dict], int]:
             raise UserError(f"no run named {missing[0]!r}", hint="see `status --all`")
         records = [r for r in records if r["name"] in args.names]
     now = time.time()
+    total = len(records)
+    if not (args.all or args.names):  # an end is final: old ended runs are hidden without a look at them
+        records = [r for r in records if r["state"] in ("queued", "running")
+                   or now - (r.get("ended_at") or now) < RECENT_SECONDS]
     per_pid = process_memory_gb() if any(r["state"] == "running" and r["plan"]["device"] == "cuda"
                                          for r in records) else {}
     rows = [run_row(r, per_pid, now) for r in records]
-    shown = [r for r in rows if args.all or args.names or r["state"] in ("queued", "running")
-             or now - (r["ended_at"] or now) < RECENT_SECONDS]
-    return sorted(shown, key=lambda r: r["created_at"] or 0), len(rows) - len(shown)
+    return sorted(rows, key=lambda r: r["created_at"] or 0), total - len(rows)
+
+
+def to_json(rows: list[dict]) -> str:
+    """A JSON array, one run per line (json's C encoder; indent= would use the slow Python one)."""
+    return "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]" if rows else "[]"
 
 
 def render(rows: list[dict], hidden: int) -> str:
@@ -61,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.watch:
         return _watch(args)
     rows, hidden = collect(args)
-    print(json.dumps(rows, indent=2) if args.json else render(rows, hidden))
+    print(to_json(rows) if args.json else render(rows, hidden))
     return 0
 
 

@@ -24,8 +24,8 @@ def stop_run(name: str, timeout: float) -> str:
         survivors = []  # waiting in a queue: cancelling the record is enough, the queue skips it
 
     def settle(r: dict) -> None:  # the owner may have died before writing its end
-        if not State(r["state"]).ended:
-            registry.advance(r, State.STOPPED, reason="stopped by request")
+        if not State(r["state"]).ended and registry.advance(r, State.STOPPED, reason="stopped by request"):
+            tracking.store_progress(r)
 
     record = registry.update(name, settle)
     leftovers = [p.pid for p in procs.marked_processes(record["marker"])] if launcher.name == "local" else []
