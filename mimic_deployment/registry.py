@@ -59,11 +59,11 @@ def scrub_env(env: dict) -> dict:
     return {k: v for k, v in env.items() if not any(word in k.upper() for word in SECRET_WORDS)}
 
 
-def atomic_write_json(path: Path, data: dict) -> None:
+def atomic_write_json(path: Path, data: dict, indent: int | None = 2) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
+            json.dump(data, handle, indent=indent, sort_keys=True)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -89,6 +89,35 @@ def list_names() -> list[str]:
                       if entry.is_dir() and os.path.exists(os.path.join(entry.path, RECORD_FILE)))
     except FileNotFoundError:
         return []
+
+
+def scan(names: list[str] | None = None) -> list[tuple[str, str, os.stat_result]]:
+    """(name, record file, its stat) of every record, or of those of `names` that exist; by name."""
+    root = str(runs_dir())
+    if names is not None:
+        candidates = sorted(set(names))
+    else:
+        try:
+            with os.scandir(root) as entries:
+                candidates = sorted(entry.name for entry in entries if not entry.name.startswith("."))
+        except FileNotFoundError:
+            return []
+    found = []
+    for name in candidates:
+        file = os.path.join(root, name, RECORD_FILE)
+        try:
+            found.append((name, file, os.stat(file)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return found
+
+
+def read_file(file: str) -> dict | None:
+    try:
+        with open(file, "rb") as handle:
+            return json.loads(handle.read())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
 
 
 def read_all() -> list[dict]:

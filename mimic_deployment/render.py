@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import shlex
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from .plan import RunPlan
+if TYPE_CHECKING:  # the annotation only: `status` renders tables without loading the planner
+    from .plan import RunPlan
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Sequence[int] = ()) -> str:

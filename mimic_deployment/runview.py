@@ -1,10 +1,20 @@
 """One row per run for status and history: state (judged live), progress, ETA, GPU memory."""
 from __future__ import annotations
 
+import json
+import os
 import time
+from typing import Callable
 
-from . import tracking
+from . import registry, tracking
 from .registry import State
+
+# Rows of ended runs, cached for `status` over many runs (parsing a thousand records costs more
+# than the whole target): runs/.status-rows.json, each row keyed by its record file's identity
+# (inode, mtime, size). An end is final, and every rewrite of a record (a resume) is an atomic
+# replace that changes the key, so a cached row is used only while its record is unchanged.
+ROW_CACHE = ".status-rows.json"
+ROW_CACHE_VERSION = 1  # rows are also dropped whenever the code that makes them (this file, tracking.py) changes
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -75,3 +85,72 @@ def step_text(row: dict) -> str:
     if row["step"] is None:
         return f"-/{row['total_steps']}"
     return f"{row['step']}/{row['total_steps']}"
+
+
+def _key(st: os.stat_result) -> list[int]:
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+def _cache_version() -> str:
+    code = [os.stat(__file__).st_mtime_ns, os.stat(tracking.__file__).st_mtime_ns]
+    return f"{ROW_CACHE_VERSION}:{code[0]}:{code[1]}"
+
+
+def _load_cache(file: str, version: str) -> dict:
+    try:
+        with open(file, "rb") as handle:
+            data = json.loads(handle.read())
+        return data["rows"] if data.get("version") == version else {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def collect_rows(names: list[str] | None = None, recent_seconds: float | None = None,
+                 gpu_memory: Callable[[], dict[int, float]] | None = None,
+                 now: float | None = None) -> tuple[list[dict], int, list[str]]:
+    """Rows of every recorded run (or of `names`), sorted by creation; with `recent_seconds`,
+    runs that ended longer ago are left out and counted. Returns (rows, left out, missing names).
+    Live states are judged on every call; only rows of ended runs come from the cache."""
+    now = time.time() if now is None else now
+    entries = registry.scan(names)
+    cache_file = os.path.join(str(registry.runs_dir()), ROW_CACHE)
+    version = _cache_version()
+    cache = _load_cache(cache_file, version) if entries else {}
+    kept = dict(cache) if names is not None else {}
+    rows, hidden, todo = [], 0, []
+    for name, file, st in entries:
+        hit = cache.get(name)
+        if hit and hit.get("key") == _key(st):
+            kept[name] = hit
+            row = dict(hit["row"], age_seconds=now - (hit["row"]["created_at"] or now))
+        else:
+            record = registry.read_file(file)
+            if record is None:
+                continue
+            todo.append((name, _key(st), record))
+            continue
+        if recent_seconds is not None and now - (row["ended_at"] or now) >= recent_seconds:
+            hidden += 1
+        else:
+            rows.append(row)
+    if todo:
+        live_cuda = any(r["state"] == State.RUNNING.value and r["plan"].get("device") == "cuda" for _, _, r in todo)
+        per_pid = gpu_memory() if gpu_memory and live_cuda else {}
+        for name, key, record in todo:
+            row = run_row(record, per_pid, now)
+            if State(record["state"]).ended and row["state"] == record["state"]:  # as read: the key is its file's
+                kept[name] = {"key": key, "row": {k: v for k, v in row.items() if k != "age_seconds"}}
+            if (recent_seconds is not None and State(row["state"]).ended
+                    and now - (row["ended_at"] or now) >= recent_seconds):
+                hidden += 1
+            else:
+                rows.append(row)
+    if kept != cache:
+        try:
+            registry.atomic_write_json(registry.runs_dir() / ROW_CACHE, {"version": version, "rows": kept},
+                                       indent=None)
+        except OSError:  # read-only outputs: no cache, same answer
+            pass
+    found = {name for name, _, _ in entries}
+    missing = [n for n in (names or []) if n not in found]
+    return sorted(rows, key=lambda r: r["created_at"] or 0), hidden, missing

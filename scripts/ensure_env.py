@@ -25,7 +25,7 @@ import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-EXTRAS = ("train", "test")
+EXTRAS = ("train", "test", "eval")
 BOOTSTRAP_VERSION = "1"  # bump when the way the env is built changes
 COMPLETE_MARKER = ".mimic-env-complete"
 

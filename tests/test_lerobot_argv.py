@@ -43,6 +43,11 @@ BASE_CONFIG = {
 XVLA_RENAME = {"observation.images.front": "observation.images.image",
                "observation.images.left_wrist": "observation.images.image2",
                "observation.images.right_wrist": "observation.images.image3"}
+# cameras.yaml: the openpi names of lerobot/pi0_base and lerobot/pi05_base (top is not fed).
+PI_RENAME = {"observation.images.front": "observation.images.base_0_rgb",
+             "observation.images.left_wrist": "observation.images.left_wrist_0_rgb",
+             "observation.images.right_wrist": "observation.images.right_wrist_0_rgb"}
+RENAME = {"xvla": XVLA_RENAME, "pi05": PI_RENAME, "pi0": PI_RENAME}
 DTYPE = {"xvla": "bfloat16", "pi05": "bfloat16", "pi0": "bfloat16"}
 
 HARNESS = r'''
@@ -171,10 +176,19 @@ def lerobot_cases(tmp_path_factory):
     cases["bad_override_on_path"] = {"plan": bad, "args": strip_launcher(bad), "base_dir": base_dir,
                                      "base_config": BASE_CONFIG["pi05"]}
 
+    # The environment ships torch/lerobot without .pyc and this machine may set PYTHONDONTWRITEBYTECODE:
+    # every import would compile torch again (~2x slower). Cache the bytecode in this test's temp dir:
+    # the first case fills it, the others (in parallel) read it.
+    hvenv = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    hvenv["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    names = list(cases)
+    first = names[0]
+    cases[first]["run"] = run_harness(hvenv, cases[first]["args"], cases[first]["base_dir"],
+                                      cases[first]["base_config"], tmp)
     workers = max(1, min(4, (os.cpu_count() or 2)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {name: pool.submit(run_harness, env, c["args"], c["base_dir"], c["base_config"], tmp)
-                   for name, c in cases.items()}
+        futures = {name: pool.submit(run_harness, hvenv, cases[name]["args"], cases[name]["base_dir"],
+                                     cases[name]["base_config"], tmp) for name in names[1:]}
         for name, future in futures.items():
             cases[name]["run"] = future.result()
     return cases
@@ -209,7 +223,7 @@ def test_lerobot_accepts_the_plan(lerobot_cases, policy):
     else:
         assert cfg["device"] == "cpu"
         assert "Device 'cuda' is not available" in case["run"]["stderr"]
-    assert cfg["rename_map"] == (XVLA_RENAME if policy == "xvla" else {})
+    assert cfg["rename_map"] == RENAME.get(policy, {})
     assert cfg["dtype"] == DTYPE.get(policy, cfg["dtype"])
     if policy in DTYPE:
         assert cfg["dtype"] == "bfloat16"

@@ -186,6 +186,20 @@ def test_status_table_and_history(env):
     assert [r["name"] for r in json.loads(run_cli(env, "status", "--json").stdout)] == [name, other]
 
 
+def test_status_hides_runs_that_ended_long_ago_and_names_unknown_runs(env):
+    name = launch_ok(env, "--policy", "act", "--dataset-group", "one", "--steps", "20", "--save-freq", "5", **FAST)
+    wait_state(env, name, "finished")
+    assert name in run_cli(env, "status").stdout
+    rec = read_record(env, name)
+    write_record(env, name, dict(rec, ended_at=time.time() - 3 * 86400))
+    out = run_cli(env, "status")
+    assert name not in out.stdout.replace("status --all", "") and "1 older" in out.stdout
+    assert name in run_cli(env, "status", "--all").stdout and name in run_cli(env, "status", name).stdout
+    assert json.loads(run_cli(env, "status", "--json").stdout) == []
+    out = run_cli(env, "status", name, "nope")
+    assert out.returncode == 2 and out.stderr.startswith("error: no run named 'nope'")
+
+
 def test_status_watch_shows_runs_and_leaves_on_ctrl_c(env):
     name = launch_ok(env, "--policy", "act", "--dataset-group", "one", "--steps", "20", "--save-freq", "5", **FAST)
     wait_state(env, name, "finished")
@@ -426,8 +440,11 @@ def test_resume_with_steps_extends_a_finished_run(env):
     wait_state(env, name, "finished")
     out = run_cli(env, "resume", name)
     assert out.returncode == 2 and "already at step 20" in out.stderr and "--steps" in out.stderr
+    assert row(env, name)["state"] == "finished"  # its row is cached now (an end is final) ...
     out = run_cli(env, "resume", name, "--steps", "30", **FAST)
     assert out.returncode == 0, out.stderr
+    assert row(env, name)["state"] in ("queued", "running", "finished")  # ... until the record changes
+    assert row(env, name)["attempts"] == 2
     final = wait_state(env, name, ("finished", "failed", "stopped", "lost"))
     # the first attempt's end is archived, the new one must be waited for
     wait_for(lambda: read_record(env, name)["state"] == "finished" and len(read_record(env, name)["attempts"]) == 2,

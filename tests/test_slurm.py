@@ -195,6 +195,25 @@ def test_usr1_requeues_and_resumes_from_the_checkpoint(env, slurm_cluster):  # n
     assert info["JobState"] == "COMPLETED" and info["Restarts"] == "1", info
 
 
+def test_resume_submits_a_new_job(env, slurm_cluster):  # noqa: F811
+    name, = launch_ok(env, *ACT, "--dataset-group", "one", "--steps", "40", "--save-freq", "5",
+                      FAKE_STEP_SECONDS="0.1")
+    wait_step(env, name, 7)
+    assert run_cli(env, "stop", name).returncode == 0
+    first_job = read_record(env, name)["slurm"]["job_id"]
+    out = run_cli(env, "resume", name, FAKE_STEP_SECONDS="0.02")
+    assert out.returncode == 0 and "(Slurm job " in out.stdout, out
+    done = wait_state(env, name, ("finished", "failed", "stopped", "lost"), timeout=60)
+    assert done["state"] == "finished" and done["step"] == 40 and done["attempts"] == 2, done
+    rec = read_record(env, name)
+    second_job = rec["slurm"]["job_id"]
+    assert second_job != first_job and rec["slurm"]["jobs"] == [first_job, second_job]
+    assert rec["attempts"][1]["kind"] == "resume" and rec["attempts"][1]["slurm_job"] == second_job
+    assert slurm_cluster.wait_job(second_job, timeout=30)["JobState"] == "COMPLETED"
+    out = run_cli(env, "resume", name, "--steps", "50", "--foreground")
+    assert out.returncode == 2 and "--foreground runs here, not on Slurm" in out.stderr
+
+
 def test_requeue_before_any_checkpoint_moves_the_output_aside(env, slurm_cluster):  # noqa: F811
     name, = launch_ok(env, *ACT, "--dataset-group", "one", "--steps", "30", "--save-freq", "1000",
                       FAKE_STEP_SECONDS="0.1")
@@ -246,13 +265,13 @@ def test_job_ended_without_a_recorded_end_is_judged_from_slurm(env, slurm_cluste
 
 def test_time_limit_requeues_and_resumes(env, slurm_cluster):  # noqa: F811
     """--time 1: Slurm itself sends USR1 before the limit; the run goes on in a requeued job."""
-    name, = launch_ok(env, *ACT, "--dataset-group", "one", "--time", "1", "--steps", "1000", "--save-freq", "50",
-                      FAKE_STEP_SECONDS="0.1")  # 100 s of training: more than one minute
+    name, = launch_ok(env, *ACT, "--dataset-group", "one", "--time", "1", "--steps", "600", "--save-freq", "10",
+                      FAKE_STEP_SECONDS="0.1")  # > 60 s of training: beyond the limit
     rec = read_record(env, name)
     assert rec["plan"]["slurm"]["time_seconds"] == 60 and rec["plan"]["slurm"]["signal_seconds"] == 6
     assert "#SBATCH --signal=B:USR1@6" in Path(rec["slurm"]["script"]).read_text()
     done = wait_state(env, name, ("finished", "failed", "stopped", "lost"), timeout=230)
-    assert done["state"] == "finished" and done["step"] == 1000, done
+    assert done["state"] == "finished" and done["step"] == 600, done
     assert done["restarts"] >= 1 and read_record(env, name)["attempts"][1]["kind"] == "resume"
     assert "USR1 from Slurm: requeueing job" in log_text(env, name)
 
@@ -401,6 +420,7 @@ def test_slurm_settings_precedence_and_refusals(demo_env):
 
 
 @pytest.mark.lerobot
+@pytest.mark.timeout(600)  # imports torch in the job: ~30 s on an idle CPU, minutes on a busy one
 def test_real_lerobot_act_through_slurm(env, slurm_cluster):  # noqa: F811
     real = {k: v for k, v in env.items() if k != "LEROBOT_TRAIN"}
     name, = launch_ok(real, *ACT, "--dataset-group", "one", "--partition", "debug", "--steps", "4",
@@ -408,7 +428,7 @@ def test_real_lerobot_act_through_slurm(env, slurm_cluster):  # noqa: F811
                       "--policy.pretrained_backbone_weights=null", "--policy.dim_model=64",
                       "--policy.dim_feedforward=256", "--policy.n_encoder_layers=1", "--policy.n_decoder_layers=1",
                       "--policy.chunk_size=10", "--policy.n_action_steps=10", "--log_freq=2")
-    done = wait_state(real, name, ("finished", "failed", "lost", "stopped"), timeout=200)
+    done = wait_state(real, name, ("finished", "failed", "lost", "stopped"), timeout=540)
     assert done["state"] == "finished", (done, log_text(real, name)[-3000:])
     assert done["step"] == 4 and done["slurm_job_id"] and done["launcher"] == "slurm"
     assert checkpoints(real, name) == [2, 4]

@@ -12,8 +12,21 @@ import sys
 
 from ..errors import USER_ERROR_EXIT, UserError
 
-# Order = order in --help. Each name is a module in this package.
-COMMANDS = ["train", "status", "logs", "stop", "resume", "history", "check", "datasets"]
+# command -> (module in this package, one-line summary for --help). Order = order in --help.
+# Only the chosen command's module is imported: `status` must not pay for `train`'s imports.
+COMMANDS = {
+    "train": ("train", "plan and launch training runs (the default command)"),
+    "status": ("status", "every run: state, step, loss, ETA, GPU memory"),
+    "logs": ("logs", "show or follow a run's log"),
+    "stop": ("stop", "stop runs completely (queued ones are cancelled)"),
+    "resume": ("resume", "continue a run from its last checkpoint"),
+    "history": ("history", "all past runs: attempts, duration, exit code"),
+    "check": ("check", "dataset compatibility of a group; lint a groups file"),
+    "datasets": ("datasets", "demo datasets, the merged-dataset cache, downloads"),
+    "evaluate": ("evaluate", "offline evaluation of a checkpoint on recorded episodes"),
+    "compare": ("compare", "compare runs: steps, final loss, offline error"),
+    "eval-robot": ("eval_robot", "evaluate a policy on the real robot (lerobot-record)"),
+}
 
 # How the user called us, for the hints we print (the shell entry points set it).
 PROG = os.environ.get("MIMIC_PROG") or "python -m mimic_deployment"
@@ -27,11 +40,15 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
 
 
-def build_parser(prog: str = "mimic") -> argparse.ArgumentParser:
+def build_parser(prog: str = "mimic", command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser of `command`; the other commands are named with their summary only."""
     parser = _Parser(prog=prog, description="Plan, launch, track and evaluate LeRobot training runs.")
     subparsers = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
+    for name, (module, summary) in COMMANDS.items():
+        if name == command:
+            importlib.import_module(f"{__name__}.{module}").add_parser(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary, add_help=False)
     return parser
 
 
@@ -48,7 +65,8 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []  # passed to lerobot-train as they are
     argv = argv[: argv.index("--")] if "--" in argv else argv
     try:
-        args = build_parser(prog).parse_args(_with_default_command(argv))
+        argv = _with_default_command(argv)
+        args = build_parser(prog, argv[0] if argv else None).parse_args(argv)
         args.extra_args = extra
         if extra and args.command != "train":
             raise UserError(f"arguments after `--` are only for training, not for {args.command}")

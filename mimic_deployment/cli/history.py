@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 
@@ -14,11 +13,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import registry
     from ..render import table
-    from ..runview import fmt_duration, run_row, step_text
+    from ..runview import collect_rows, fmt_duration, step_text
 
-    rows = [run_row(r) for r in registry.read_all()]
+    rows = collect_rows()[0]
     rows = sorted((r for r in rows if not args.policy or r["policy"] == args.policy), key=lambda r: r["created_at"] or 0)
     if args.json:
         from .status import to_json

@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if args.max_restarts is not None and args.max_restarts < 0:
         raise UserError("--max-restarts must be >= 0")
     options = LaunchOptions(wait=args.wait, foreground=args.foreground)
-    devices = assign_gpus([plan], options, read_gpus() if plan.device == "cuda" else [])[0]
+    slurm = record.get("launcher") == "slurm"  # a new job: its GPUs come from the allocation
+    if slurm and args.foreground:
+        raise UserError("--foreground runs here, not on Slurm", hint=f"follow the job with `logs {args.name} -f`")
+    devices = None if slurm else assign_gpus([plan], options, read_gpus() if plan.device == "cuda" else [])[0]
 
     def reopen(r: dict) -> None:
         registry.open_attempt(r, "resume", resume_argv(plan, steps))

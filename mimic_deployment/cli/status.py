@@ -19,27 +19,19 @@ def add_parser(subparsers) -> None:
 
 
 def collect(args: argparse.Namespace) -> tuple[list[dict], int]:
-    from .. import registry
     from ..errors import UserError
-    from ..gpus import process_memory_gb
-    from ..runview import run_row
+    from ..runview import collect_rows
 
-    records = registry.read_all()
-    if args.names:
-        known = {r["name"] for r in records}
-        missing = [n for n in args.names if n not in known]
-        if missing:
-            raise UserError(f"no run named {missing[0]!r}", hint="see `status --all`")
-        records = [r for r in records if r["name"] in args.names]
-    now = time.time()
-    total = len(records)
-    if not (args.all or args.names):  # an end is final: old ended runs are hidden without a look at them
-        records = [r for r in records if r["state"] in ("queued", "running")
-                   or now - (r.get("ended_at") or now) < RECENT_SECONDS]
-    per_pid = process_memory_gb() if any(r["state"] == "running" and r["plan"]["device"] == "cuda"
-                                         for r in records) else {}
-    rows = [run_row(r, per_pid, now) for r in records]
-    return sorted(rows, key=lambda r: r["created_at"] or 0), total - len(rows)
+    def gpu_memory() -> dict[int, float]:
+        from ..gpus import process_memory_gb  # NVML only when a live run may be on a GPU
+
+        return process_memory_gb()
+
+    rows, hidden, missing = collect_rows(args.names or None, None if args.all or args.names else RECENT_SECONDS,
+                                         gpu_memory)
+    if missing:
+        raise UserError(f"no run named {missing[0]!r}", hint="see `status --all`")
+    return rows, hidden
 
 
 def to_json(rows: list[dict]) -> str:

@@ -315,14 +315,15 @@ class SlurmLauncher:
             def submitted(r: dict, job=job) -> None:
                 r["slurm"].update(job_id=job, submitted_at=registry.now(),
                                   jobs=[*r["slurm"].get("jobs", []), job])
+                r["attempts"][-1]["slurm_job"] = job  # the job that runs this attempt
             registry.update(name, submitted)
             previous = (name, job)
         return {r["name"]: {} for r in records}
 
     def alive(self, record: dict) -> bool | None:
         job = (record.get("slurm") or {}).get("job_id")
-        if not job:
-            return None  # not submitted yet
+        if not job or (record.get("attempts") or [{}])[-1].get("slurm_job") != job:
+            return None  # this attempt is not submitted yet (a resume between its record and sbatch)
         jobs = job_table([job])
         if jobs is None:
             return None
@@ -385,7 +386,7 @@ def reopen_for_requeue(record: dict, restart: int, **end: object) -> str:
         kind, argv = "train", plan.argv
         what = "start afresh (no checkpoint yet" + (f"; the old output is {moved})" if moved else ")")
     registry.open_attempt(record, kind, argv)
-    record["attempts"][-1]["slurm_restart"] = restart
+    record["attempts"][-1].update(slurm_restart=restart, slurm_job=record.get("slurm", {}).get("job_id"))
     record["restarts"] = record.get("restarts", 0) + 1
     record["reason"] = f"requeued by Slurm (restart {restart})"
     record.setdefault("slurm", {})["restart"] = restart
@@ -406,6 +407,9 @@ def _supervisor_class():
         def run(self, resume_steps: int | None = None) -> int:
             signal.signal(signal.SIGUSR1, self._on_usr1)
             return super().run(resume_steps)
+
+        def _gpu_env(self) -> dict:
+            return {}  # Slurm sets CUDA_VISIBLE_DEVICES for the allocation
 
         def _on_usr1(self, signum, frame) -> None:
             self.requeue = True
