@@ -198,14 +198,18 @@ def _extra_flags(extra_args: tuple[str, ...], generated: dict) -> list[str]:
     ours = {"batch_size": "--batch-size", "steps": "--steps", "save_freq": "--save-freq",
             "num_workers": "--num-workers", "policy.repo_id": "--hf-org/--tag", "output_dir": "--tag",
             "job_name": "--tag", "policy.push_to_hub": "--push-to-hub/--no-push-to-hub",
-            "wandb.enable": "--wandb/--no-wandb", "policy.path": "--base-model", "policy.device": "--computer"}
+            "wandb.enable": "--wandb/--no-wandb", "policy.path": "--base-model", "policy.type": "--policy/--base-model",
+            "policy.device": "--computer"}
     for arg in extra_args:
         match = re.match(r"^--([A-Za-z0-9_.]+)=", arg)
         if not match:
             raise UserError(f"extra LeRobot argument {arg!r} must be --key=value")
         key = match.group(1)
-        if key in generated:
-            hint = f"use {ours[key]}" if key in ours else "the toolkit already sets it; change the config instead"
+        clash = key
+        if key in ("policy.path", "policy.type"):  # LeRobot refuses both together: either names the policy
+            clash = "policy.path" if "policy.path" in generated else "policy.type"
+        if clash in generated:
+            hint = f"use {ours[clash]}" if clash in ours else "the toolkit already sets it; change the config instead"
             raise UserError(f"extra LeRobot argument --{key} would override the plan's value", hint=hint)
     return list(extra_args)
 

@@ -148,10 +148,19 @@ def _search_last(name: str, text: str, start: int = 0) -> re.Match | None:
 
 
 def _last(rx: re.Pattern, text: str, start: int = 0) -> re.Match | None:
-    found = None
-    for found in rx.finditer(text, start):
-        pass
-    return found
+    """The last match at or after ``start``. What we look for is usually near the end, so the
+    search starts with the last few KiB and widens (windows begin at a line start)."""
+    window = 8192
+    while True:
+        lo = max(start, len(text) - window)
+        if lo > start:
+            lo = text.rfind("\n", start, lo) + 1 or start
+        found = None
+        for found in rx.finditer(text, lo):
+            pass
+        if found is not None or lo <= start:
+            return found
+        window *= 8
 
 
 # ---------------------------------------------------------------------------------------- reading

@@ -25,7 +25,9 @@ import pytest
 
 from conftest import REPO, TOOLKIT_VARS
 
-pytestmark = pytest.mark.lerobot
+# The module fixture imports torch in 9 processes (~20 s CPU each): more than the default 900 s
+# timeout on a busy 2-core machine.
+pytestmark = [pytest.mark.lerobot, pytest.mark.timeout(2400)]
 
 POLICIES = ("xvla", "pi05", "groot", "pi0", "act", "diffusion")
 GROUP = "high_quality"
@@ -224,7 +226,6 @@ def test_lerobot_accepts_the_plan(lerobot_cases, policy):
         assert cfg["device"] == "cpu"
         assert "Device 'cuda' is not available" in case["run"]["stderr"]
     assert cfg["rename_map"] == RENAME.get(policy, {})
-    assert cfg["dtype"] == DTYPE.get(policy, cfg["dtype"])
     if policy in DTYPE:
         assert cfg["dtype"] == "bfloat16"
     if policy in ("xvla", "pi05", "pi0"):  # fine-tuned through --policy.path: the overrides were applied

@@ -565,3 +565,24 @@ def test_hf_hub_offline_read_like_huggingface_hub(value, offline):
 
 def test_local_group_is_never_online():
     assert plan_one("act", "demo", computer="odin").dataset["online"] is False
+
+
+@pytest.mark.parametrize("policy,arg", [("act", "--policy.path=/ckpt"), ("xvla", "--policy.type=xvla"),
+                                        ("act", "--policy.type=diffusion"), ("groot", "--policy.path=/x")])
+def test_extra_policy_path_or_type_collides_with_either(policy, arg):
+    """LeRobot rejects --policy.path together with --policy.type: the plan always sets one of them."""
+    text = user_error(policy=policy, computer="odin", extra_args=(arg,))
+    assert arg.split("=")[0] in text and "--base-model" in text
+
+
+def test_multi_gpu_command_text_parses_back():
+    import shlex
+
+    from mimic_deployment.render import dry_run_text
+
+    plan = plan_one("groot", "high_quality", hostname="box2", gpus=gpu_list(11.7, 11.7), tag="a.b",
+                    extra_args=("--policy.optimizer_lr=1e-5",))
+    text = dry_run_text(plan)
+    command = text.split("  command:\n", 1)[1]
+    assert shlex.split(command.replace("\\\n", "")) == ["PYTHONUNBUFFERED=1", *plan.argv]
+    assert "box2" in text and "2 (policy groot: all GPUs of box2)" in text

@@ -518,9 +518,12 @@ def parse_with_lerobot(argv: list[str]) -> dict:
 
         register_third_party_plugins()
 
-        @parser.wrap()
-        def _parse(cfg: lerobot_record.RecordConfig):
+        def _parse(cfg):
             return cfg
+
+        # parser.wrap reads the config class from the annotation (a string under `from __future__`)
+        _parse.__annotations__ = {"cfg": lerobot_record.RecordConfig}
+        _parse = parser.wrap()(_parse)
 
         try:
             cfg = _parse()
