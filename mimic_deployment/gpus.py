@@ -1,7 +1,15 @@
 """GPU facts through NVML (nvidia-ml-py). No NVML, no driver or no GPU -> an empty list."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+
+# Without one of these there is no NVIDIA driver, and importing NVML is wasted time.
+_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg")
+
+
+def driver_present() -> bool:
+    return any(os.path.exists(f) for f in _DRIVER_FILES)
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,8 @@ class GpuInfo:
 
 
 def read_gpus() -> list[GpuInfo]:
+    if not driver_present():
+        return []
     try:
         import pynvml
     except ImportError:
@@ -47,6 +57,8 @@ def _read_one(pynvml, index: int) -> GpuInfo:
 
 def process_memory_gb() -> dict[int, float]:
     """GPU memory used per PID, over all GPUs (empty without NVML)."""
+    if not driver_present():
+        return {}
     try:
         import pynvml
 

@@ -38,6 +38,7 @@ GROUPS_FILE_ENV = "DATASET_GROUPS_FILE"
 GROUP_KEYS = ("description", "datasets", "include", "local")
 
 # Hugging Face style repo ids: exactly one '/', no spaces or quotes (they end up in CLI args).
+_KEY_AT_LINE = re.compile(r"""^\s*(?:-\s+)?(['"]?)(.+?)\1\s*:(?:\s|$)""")  # `key:` / `- key:` lines
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 # Group names end up in run names and cache folder names.
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -142,6 +143,7 @@ class _Reader:
     def __init__(self, path: Path):
         self.path = path
         self.lines: list[str] = []
+        self._key_lines: dict[str, list[int]] | None = None  # key -> its line numbers, built once
         self.specs: dict[str, _Spec] = {}
         self.declared: set = set()  # every group name, valid or not
 
@@ -161,7 +163,14 @@ class _Reader:
         return None
 
     def key_line(self, key: object, start: int = 0) -> int | None:
-        return self.line_of(rf"^\s*(-\s+)?['\"]?{re.escape(str(key))}['\"]?\s*:(\s|$)", start)
+        """The first line after `start` where `key:` is written (one pass over the file, once)."""
+        if self._key_lines is None:
+            self._key_lines = {}
+            for number, line in enumerate(self.lines, 1):
+                match = _KEY_AT_LINE.match(line)
+                if match and not line.lstrip().startswith("#"):
+                    self._key_lines.setdefault(match.group(2), []).append(number)
+        return next((n for n in self._key_lines.get(str(key), ()) if n > start), None)
 
     def item_line(self, item: object, start: int = 0) -> int | None:
         return self.line_of(rf"^\s*-\s*['\"]?{re.escape(str(item))}['\"]?\s*(#|$)", start)

@@ -79,15 +79,16 @@ def ensure(env: Path) -> None:
             build(env)
 
 
-FAST_PATH_PACKAGES = ("yaml", "psutil", "pynvml.py", "rich")
-
-
 def precompile(env: Path) -> None:
-    """The CLI's own imports as .pyc: PYTHONDONTWRITEBYTECODE=1 machines never cache them."""
+    """Everything as .pyc, once: where PYTHONDONTWRITEBYTECODE=1 is set, Python never caches
+    bytecode itself, and each lerobot-train start would compile torch again (~10 s of CPU).
+    The environment is compiled once (marker file); this checkout's package every time."""
     site = next((env / "lib").glob("python*/site-packages"))
-    targets = [str(site / p) for p in FAST_PATH_PACKAGES if (site / p).exists()]
-    subprocess.run([str(env / "bin" / "python"), "-m", "compileall", "-q", *targets, str(REPO / "mimic_deployment")],
-                   check=False, stdout=subprocess.DEVNULL)
+    marker = env / ".mimic-env-compiled"
+    targets = [str(REPO / "mimic_deployment")] + ([] if marker.exists() else [str(site)])
+    subprocess.run([str(env / "bin" / "python"), "-m", "compileall", "-q", "-j", "0", *targets],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker.touch()
 
 
 def link_venv(env: Path) -> None:

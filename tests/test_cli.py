@@ -142,9 +142,10 @@ def imported_modules(stderr: str) -> set[str]:
 # ---------------------------------------------------------------- help and listings
 
 def test_help(toolkit_env):
-    out = ok(run_cli(toolkit_env, "--help"))
-    for command in ("train", "status", "logs", "stop", "resume", "history"):
+    out = ok(run_cli(toolkit_env, "--help"))  # the train flags users know, then every other command
+    for command in ("status", "logs", "stop", "resume", "history", "check", "datasets"):
         assert re.search(rf"^\s+{command}\s", out, re.M), command
+    assert "--policy" in out and "--dataset-group" in out and "--dry-run" in out
     train_help = ok(run_cli(toolkit_env, "train", "--help"))
     for flag in ("--policy", "--dataset-group", "--tag", "--batch-size", "--steps", "--save-freq",
                  "--num-workers", "--num-gpus", "--computer", "--hf-org", "--dry-run", "--json",

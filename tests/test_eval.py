@@ -231,7 +231,7 @@ def test_plugin_layout_records_the_dataset_camera_names(eval_env, tmp_path):
     robot = tmp_path / "robot.yaml"
     robot.write_text(PLUGIN_ROBOT)
     out = eval_sh(eval_env, "diffusion", "--dry-run", "--json", "--robot-config", str(robot),
-                  MODEL_PATH="lerobot/diffusion_x", EVAL_DATASET="ns/eval_diffusion")
+                  MODEL_PATH="lerobot/diffusion_x", EVAL_DATASET="ns/eval_diffusion", HF_HUB_OFFLINE="0")
     plan = json.loads(out.stdout)
     flags = dict(a[2:].split("=", 1) for a in plan["argv"][1:])
     assert flags["robot.discover_packages_path"] == "mimic_test_robot"
@@ -239,6 +239,32 @@ def test_plugin_layout_records_the_dataset_camera_names(eval_env, tmp_path):
         ("/dev/ttyACM5", "/dev/ttyACM6", "/dev/ttyACM7")
     assert list(json.loads(flags["robot.cameras"])) == ["left_wrist", "right_wrist", "front", "top"]
     assert flags["dataset.fps"] == "15" and plan["problems"] == []
+
+
+def test_without_dry_run_it_execs_exactly_the_dry_run_command(eval_env, tmp_path):
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(PLUGIN_ROBOT)
+    fake = tmp_path / "lerobot-record"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    fake.chmod(0o755)
+    env = dict(eval_env, MODEL_PATH="lerobot/act_x", EVAL_DATASET="ns/eval_act", ROBOT_CONFIG=str(robot),
+               LEROBOT_RECORD=str(fake))
+    # offline, a Hub id cannot be downloaded: refused; online it runs
+    assert "HF_HUB_OFFLINE is set" in one_line_error(eval_sh(env, "act"))
+    env["HF_HUB_OFFLINE"] = "0"
+    planned = json.loads(eval_sh(env, "act", "--dry-run", "--json").stdout)["argv"]
+    ran = eval_sh(env, "act")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == planned[1:] and planned[0] == str(fake)
+    assert "--robot.type=mimic_test_follower" in ran.stderr  # what runs is shown first
+    # the default robot (bi_so_follower) cannot record the cameras an act policy reads: refused
+    env.pop("ROBOT_CONFIG")
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "config.json").write_text(json.dumps({"type": "act", "input_features": {
+        "observation.images.front": {"type": "VISUAL", "shape": [3, 48, 64]},
+        "observation.state": {"type": "STATE", "shape": [15]}}}))
+    line = one_line_error(eval_sh(env, "act", MODEL_PATH=str(tmp_path / "ck")))
+    assert "reads camera(s) front" in line and "left_front" in line
 
 
 def test_loss_curve_rebuilds_rounded_steps(tmp_path):

@@ -53,8 +53,10 @@ def build_parser(prog: str = "mimic", command: str | None = None) -> argparse.Ar
 
 
 def _with_default_command(argv: list[str]) -> list[str]:
-    if not argv or argv[0] in ("-h", "--help"):
+    if not argv:
         return argv
+    if argv[0] in ("-h", "--help"):  # the flags users know (train's), then the other commands
+        return [DEFAULT_COMMAND, *argv]
     if argv[0].startswith("-"):
         return [DEFAULT_COMMAND, *argv]
     return argv

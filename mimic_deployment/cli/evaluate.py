@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
     data.add_argument("--groups-file", help="dataset groups YAML (env DATASET_GROUPS_FILE)")
     data.add_argument("--dataset-root", help="folder holding local datasets as <root>/<namespace>/<name>")
     data.add_argument("--video-backend", choices=("torchcodec", "pyav"), help="for video datasets (LeRobot's default: torchcodec)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: cuda when available, else cpu)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (env DEVICE; default: cuda when available, else cpu)")
     p.add_argument("--out", metavar="DIR", help="where report.json and the PNGs go (default outputs/eval/<run>/<timestamp>/)")
     p.add_argument("--joints", type=int, default=4, metavar="N", help="joints in the actions plot (default 4)")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
@@ -49,7 +49,7 @@ def render(report: dict) -> str:
     norm = f"  (MSE / dataset variance {ov['mse_normalized']:.4g})" if "mse_normalized" in ov else ""
     head = (f"{report['run'] or report['model']}  ({report['policy_type']}, checkpoint step {report['checkpoint_step']}) "
             f"on {report['dataset']['repo_id']}, episodes {_eps(report['episodes'])}: {ov['frames']} frames, "
-            f"{'held out' if report['held_out'] else 'NOT held out'}: {report['held_out_reason']}")
+            f"{'held out' if report['held_out'] else 'NOT held out'} ({report['held_out_reason']})")
     rows = [[e["episode"], e["frames"], f"{e['l1']:.4g}", f"{e['mse']:.4g}"] for e in report["per_episode"]]
     worst = sorted(report["per_dim"], key=lambda d: -d["l1"])[:3]
     lines = [head, f"  L1 {ov['l1']:.4g}  MSE {ov['mse']:.4g}{norm}", ""]
@@ -76,6 +76,12 @@ def run(args: argparse.Namespace) -> int:
     episodes = offline.parse_episodes(args.episodes)
     # everything that can be checked without LeRobot first: models, then data
     models = [resolve_model(spec, what="RUN|PATH") for spec in dict.fromkeys(args.models)]
+    from ..datasets.sources import hub_offline
+
+    hub = [m.path for m in models if not m.local]
+    if hub and hub_offline():
+        raise UserError(f"{hub[0]} is a Hub id and HF_HUB_OFFLINE is set: LeRobot cannot download it",
+                        hint="download it first (huggingface-cli download), then pass the folder")
     jobs = []
     for model in models:
         record = registry.read(model.run) if model.run else None

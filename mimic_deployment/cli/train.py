@@ -52,7 +52,12 @@ def add_parser(subparsers) -> None:
     show.add_argument("--json", action="store_true", help="with --dry-run: a JSON array of plans")
     show.add_argument("--list-groups", action="store_true", help="list the dataset groups")
     show.add_argument("--list-policies", action="store_true", help="list the policies")
-    p.epilog = "Arguments after `--` are passed to lerobot-train as they are (--key=value)."
+    from . import COMMANDS
+
+    others = "\n".join(f"  {name:<11} {summary}" for name, (_, summary) in COMMANDS.items() if name != "train")
+    p.epilog = ("Arguments after `--` are passed to lerobot-train as they are (--key=value).\n\n"
+                f"Other commands (COMMAND --help for each):\n{others}")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.set_defaults(run=run)
 
 

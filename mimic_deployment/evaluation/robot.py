@@ -261,7 +261,7 @@ def _positive_int(value, where: str, name: str) -> int:
         number = int(str(value).strip())
     except ValueError:
         number = 0
-    if number <= 0 or str(value).strip().startswith("+"):
+    if number <= 0:
         raise UserError(f"{name}={value!r} ({where}) must be a positive integer")
     return number
 
@@ -462,6 +462,9 @@ def _check(robot: RobotSpec, model: Model, policy: str | None, wanted: dict[str,
             dim = model.feature_dim(key, section)
             if motors and dim and dim != motors:
                 problems.append(f"the policy's {what} has {dim} values but {robot.type} has {motors} motors")
+    if not model.local and os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        problems.append(f"{model.path} is a Hub id and HF_HUB_OFFLINE is set: LeRobot cannot download it "
+                        "(download it first, or unset HF_HUB_OFFLINE)")
     if not model.local:
         notes.append(f"{model.path} is a Hub id: its image keys are assumed from config/cameras.yaml "
                      f"({', '.join(sorted(wanted.values()))})")
