@@ -109,7 +109,7 @@ def _profile_from_gpus(machines: dict[str, Machine], hostname: str, gpus: list[G
     template = max(fitting, key=lambda m: m.vram_gb, default=None)
     summary = f"{len(gpus)} x {'/'.join(names)} ({vram:.0f} GB) via NVML"
     base = dict(hostnames=(hostname,), gpu="/".join(names), vram_gb=round(vram, 1), gpus=len(gpus),
-                device="cuda", auto_detect=False, description=f"unknown host profiled by NVML",
+                device="cuda", auto_detect=False, description="unknown host profiled by NVML",
                 launcher="local", slurm={})
     if template is None:
         machine = Machine(name=_host_profile_name(hostname), num_workers=None, **base)

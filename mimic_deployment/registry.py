@@ -151,7 +151,7 @@ def create(name: str, record: dict) -> None:
         os.mkdir(record_dir(name))
     except FileExistsError:
         raise UserError(f"run {name!r} already exists (launched at the same moment?)",
-                        hint=f"see `status`, or pick another name with --tag") from None
+                        hint="see `status`, or pick another name with --tag") from None
     record = {"schema": SCHEMA, "name": name, "created_at": now(), "updated_at": now(),
               "host": socket.gethostname(), "attempts": [], "restarts": 0, **record}
     atomic_write_json(record_dir(name) / RECORD_FILE, record)

@@ -92,3 +92,22 @@ def wait_state(env: dict, name: str, states, timeout: float = 60) -> dict:
         return rows[0] if rows and rows[0]["state"] in states else None
 
     return wait_for(check, timeout, 0.3, f"{name} to be {states}")
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Every live process whose environment carries the run's marker (read from /proc)."""
+    want = f"MIMIC_RUN_MARKER={marker}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if want in environ and state not in (b"Z", b"X"):
+            found.append(int(entry))
+    return found

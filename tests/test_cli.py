@@ -4,7 +4,6 @@ dataset_groups.py). Expectations are literals from the reference
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil

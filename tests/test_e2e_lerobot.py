@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psutil
 import pytest
 
-from conftest import read_record, run_cli, wait_for, wait_state
+from conftest import marked_pids, read_record, run_cli, wait_for, wait_state
 
 pytestmark = pytest.mark.lerobot
 
@@ -22,17 +21,6 @@ def real_env(demo_env) -> dict:
     env = dict(demo_env)
     env.pop("LEROBOT_TRAIN")  # the real lerobot-train of the project's environment
     return env
-
-
-def marked_processes(marker: str) -> list[int]:
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("MIMIC_RUN_MARKER") == marker:
-                found.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            continue
-    return found
 
 
 def checkpoint_steps(output_dir: str) -> list[int]:
@@ -73,7 +61,7 @@ def test_stop_mid_run_then_resume_to_the_end(real_env):
     assert stop.returncode == 0, stop.stderr
     record = read_record(real_env, "act_cpu_one")
     assert record["state"] == "stopped"
-    assert marked_processes(record["marker"]) == []  # no process of the tree left
+    assert marked_pids(record["marker"]) == []  # no process of the tree left
     assert json.loads(last.read_text())["steps"] == 12 and max(checkpoint_steps(output_dir)) < 12
 
     resume = run_cli(real_env, "resume", "act_cpu_one")

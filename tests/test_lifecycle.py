@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TRAIN_MANAGER, read_record, run_cli, wait_for, wait_state
+from conftest import REPO, TRAIN_MANAGER, marked_pids, read_record, run_cli, wait_for, wait_state
 
 pytestmark = pytest.mark.timeout(120)
 
-MARKER_VAR = "MIMIC_RUN_MARKER"
 FAST = {"FAKE_STEP_SECONDS": "0.02"}  # 20 steps: well under a second of "training"
 SLOW = {"FAKE_STEP_SECONDS": "0.05"}  # long runs that get stopped (2000 steps = 100 s)
 STATUS_KEYS = {"name", "state", "pid", "step", "total_steps", "log_file", "output_dir", "launcher"}
@@ -64,25 +63,6 @@ def wait_step(env: dict, name: str, step: int, timeout: float = 60) -> dict:
         return r if r["state"] == "running" and (r["step"] or 0) >= step else None
 
     return wait_for(check, timeout, 0.2, f"{name} running at step >= {step}")
-
-
-def marked_pids(marker: str) -> list[int]:
-    """Every live process whose environment carries the run's marker (read from /proc)."""
-    want = f"{MARKER_VAR}={marker}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if want in environ and state not in (b"Z", b"X"):
-            found.append(int(entry))
-    return found
 
 
 def pid_alive(pid: int) -> bool:

@@ -14,18 +14,16 @@ import os
 import re
 import stat
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, read_record, run_cli, wait_for, wait_state
+from conftest import REPO, marked_pids, read_record, run_cli, wait_for, wait_state
 from slurm_cluster import slurm_cluster  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.timeout(240)
 
 GOLDEN = REPO / "tests" / "golden" / "slurm_job.sbatch"
-MARKER_VAR = "MIMIC_RUN_MARKER"
 ACT = ("--policy", "act")
 
 
@@ -61,25 +59,6 @@ def row(env: dict, name: str) -> dict:
 def wait_step(env: dict, name: str, step: int, timeout: float = 60) -> dict:
     return wait_for(lambda: (r := row(env, name))["state"] == "running" and (r["step"] or 0) >= step and r,
                     timeout, 0.2, f"{name} running at step >= {step}")
-
-
-def marked_pids(marker: str) -> list[int]:
-    """Live processes whose environment carries the run's marker (from /proc)."""
-    want = f"{MARKER_VAR}={marker}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                environ = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if want in environ and state not in (b"Z", b"X"):
-            found.append(int(entry))
-    return found
 
 
 def log_text(env: dict, name: str) -> str:
