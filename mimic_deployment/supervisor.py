@@ -108,14 +108,22 @@ class Supervisor:
         self.say("preparing the dataset: " + ", ".join(self.plan.datasets))
         code = self._run_child(cmd)
         if code != 0:
-            self.finish(code, reason="dataset preparation failed (see the log)")
+            self.finish(code, reason=None if self._stopping() else "dataset preparation failed (see the log)")
             return False
         return True
 
+    def _stopping(self) -> bool:
+        return bool(self.stop_signal or (registry.read(self.name) or {}).get("stop_requested"))
+
     def _run_child(self, argv: list[str]) -> int:
+        if self._stopping():  # a stop that came between two children (a restart): start nothing
+            self.stop_signal = self.stop_signal or signal.SIGTERM
+            return -signal.SIGTERM
         env = {**os.environ, **self.plan.env, **self._gpu_env()}
         self.trainer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                         env=env, cwd=self.plan.record_dir, preexec_fn=_die_with_parent)
+        if self.stop_signal:  # it came while the child was starting: the handler saw no child yet
+            self.trainer.send_signal(signal.SIGTERM)
         self.update(lambda r: r.update(trainer=procs.identity(self.trainer.pid)))
         while True:
             try:
@@ -134,7 +142,7 @@ class Supervisor:
             self.say("running: " + " ".join(argv))
             code = self._run_child(argv)
             self.say(f"trainer exited with code {code}")
-            if self.stop_signal or code == 0:
+            if code == 0 or self._stopping():
                 return self.finish(code)
             if restarts < max_restarts and checkpoint_config(self.plan).exists():
                 restarts += 1

@@ -278,6 +278,22 @@ def test_crash_that_keeps_crashing_uses_up_its_restarts(env):
     assert log_text(env, name).count("Start offline training") == 3
 
 
+def test_a_stop_recorded_before_a_crash_is_not_followed_by_a_restart(env):
+    """The window between a crash and the automatic restart: a stop already asked for (recorded,
+    its signal not yet delivered) must end the run as stopped, never start another trainer."""
+    name = launch_ok(env, "--policy", "act", "--dataset-group", "one", "--steps", "40", "--save-freq", "5",
+                     "--max-restarts", "3", FAKE_STEP_SECONDS="0.1", FAKE_CRASH_AT="30")
+    wait_step(env, name, 10)
+    record_file = Path(env["MIMIC_OUTPUTS"]) / "runs" / name / "run.json"
+    subprocess.run([sys.executable, "-c", "import sys; from mimic_deployment import registry; "
+                    "registry.update(sys.argv[1], lambda r: r.update(stop_requested=True))", name],
+                   env=env, check=True, cwd=REPO)
+    assert json.loads(record_file.read_text())["stop_requested"] is True
+    final = wait_state(env, name, ("finished", "failed", "stopped", "lost"))
+    assert final["state"] == "stopped" and final["restarts"] == 0, final
+    assert log_text(env, name).count("Start offline training") == 1
+
+
 # ------------------------------------------------------------------------------------ lost
 
 
