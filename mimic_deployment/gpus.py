@@ -25,6 +25,29 @@ class GpuInfo:
                 "used_gb": round(self.used_gb, 2), "processes": list(self.processes)}
 
 
+BUSY_GPU_GB = 1.0  # more memory than this in use, or any compute process: the GPU is busy
+
+
+def is_busy(gpu: GpuInfo) -> bool:
+    return bool(gpu.processes) or gpu.used_gb > BUSY_GPU_GB
+
+
+def wait_until_free(indices: set[int], *, read=None, should_stop=lambda: False, report=lambda busy: None,
+                    poll_seconds: float = 5.0, sleep=None) -> bool:
+    """Block until none of `indices` is busy (True), or `should_stop()` (False). `report` gets
+    the busy GPUs on each poll that finds some; `read` defaults to NVML."""
+    import time
+
+    read, sleep = read or read_gpus, sleep or time.sleep
+    while not should_stop():
+        busy = [g for g in read() if g.index in indices and is_busy(g)]
+        if not busy:
+            return True
+        report(busy)
+        sleep(poll_seconds)
+    return False
+
+
 def read_gpus() -> list[GpuInfo]:
     if not driver_present():
         return []

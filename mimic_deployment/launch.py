@@ -10,11 +10,10 @@ from pathlib import Path
 from . import procs, registry, tracking
 from .errors import UserError
 from .facts import toolkit_commit
-from .gpus import GpuInfo, read_gpus
+from .gpus import GpuInfo, is_busy, read_gpus
 from .plan import RunPlan
 from .registry import State
 
-BUSY_GPU_GB = 1.0  # more memory than this in use, or any compute process: the GPU is busy
 
 
 @dataclass(frozen=True)
@@ -45,18 +44,14 @@ def check_collision(plan: RunPlan) -> None:
                         hint="start a new run with --tag NAME (LeRobot never reuses an output folder)")
 
 
-def _busy(gpu: GpuInfo) -> bool:
-    return bool(gpu.processes) or gpu.used_gb > BUSY_GPU_GB
-
-
 def assign_gpus(plans: list[RunPlan], options: LaunchOptions, gpus: list[GpuInfo]) -> list[str | None]:
     """CUDA_VISIBLE_DEVICES for each plan. Sequential runs share the first free ones."""
     if all(p.device == "cpu" for p in plans):
         return [None] * len(plans)
     if not gpus:  # a named GPU machine on a host where NVML sees nothing: let CUDA decide
         return [None] * len(plans)
-    free = [g for g in gpus if not _busy(g)]
-    busy = [g for g in gpus if _busy(g)]
+    free = [g for g in gpus if not is_busy(g)]
+    busy = [g for g in gpus if is_busy(g)]
     wanted = max(p.num_gpus for p in plans) if options.sequential else sum(p.num_gpus for p in plans)
     if len(free) < wanted and not options.wait:
         detail = "; ".join(f"GPU {g.index} {g.used_gb:.1f} GB used by PID(s) {list(g.processes) or '?'}" for g in busy)

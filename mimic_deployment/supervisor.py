@@ -97,6 +97,8 @@ class Supervisor:
         self.say(f"=== {self.name}: attempt {len(record['attempts'])} ({kind}) starting, supervisor pid {os.getpid()} ===")
         if kind != "resume" and not self.prepare():
             return 1
+        if not self.wait_for_gpus(record):
+            return self.finish(None)
         argv = record["attempts"][-1]["argv"]
         return self.train_loop(argv, record.get("max_restarts", 0))
 
@@ -111,6 +113,23 @@ class Supervisor:
             self.finish(code, reason=None if self._stopping() else "dataset preparation failed (see the log)")
             return False
         return True
+
+    def wait_for_gpus(self, record: dict) -> bool:
+        """--wait: hold the start until the run's GPUs are free; False when stopped meanwhile."""
+        devices = record.get("cuda_visible_devices")
+        if not record.get("wait_for_gpus") or not devices:
+            return True
+        from .gpus import wait_until_free
+
+        last_said = [0.0]
+
+        def report(busy) -> None:
+            if time.time() - last_said[0] >= 60:
+                last_said[0] = time.time()
+                self.say("waiting for GPU(s) " + ", ".join(
+                    f"{g.index} ({g.used_gb:.1f} GB used by PID(s) {list(g.processes) or '?'})" for g in busy))
+
+        return wait_until_free({int(i) for i in devices.split(",")}, should_stop=self._stopping, report=report)
 
     def _stopping(self) -> bool:
         return bool(self.stop_signal or (registry.read(self.name) or {}).get("stop_requested"))
