@@ -24,3 +24,9 @@ def lerobot_home() -> Path:
 def merged_home() -> Path:
     """Cache of merged group datasets: $MIMIC_MERGED_HOME, else <lerobot home>/mimic_merged."""
     return Path(os.environ.get("MIMIC_MERGED_HOME") or lerobot_home() / "mimic_merged").expanduser()
+
+
+def last_checkpoint_config(output_dir: str | Path) -> Path:
+    """LeRobot's resumable checkpoint: `checkpoints/last` moves only after a save completes, and
+    resume takes its train_config.json (the file, not the folder)."""
+    return Path(output_dir) / "checkpoints" / "last" / "pretrained_model" / "train_config.json"

@@ -18,6 +18,8 @@ from .lab import LabSettings
 from .machines import Machine, MachineChoice, choose_machine
 from .policies import Policy, get_policy
 from . import slurmconf
+from .paths import last_checkpoint_config
+from .values import hub_offline, parse_bool, parse_count
 
 # setting -> (flag, env var, smallest allowed value)
 SETTINGS = {
@@ -28,7 +30,6 @@ SETTINGS = {
     "num_gpus": ("--num-gpus", "NUM_GPUS", 1),
 }
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -106,24 +107,6 @@ class RunPlan:
 
 # ---------------------------------------------------------------- values and their sources
 
-def parse_count(raw: str, where: str, minimum: int) -> int:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        kind = "a positive integer" if minimum >= 1 else "an integer >= 0"
-        raise UserError(f"{where}={raw!r} is not {kind}")
-    return value
-
-
-def parse_bool(raw: str, where: str) -> bool:
-    text = str(raw).strip().lower()
-    if text in _TRUE or text in _FALSE:
-        return text in _TRUE
-    raise UserError(f"{where}={raw!r} is not a boolean", hint="use true or false")
-
-
 def _setting(name: str, request: RunRequest, env: Mapping[str, str], machine_value, machine: Machine,
              policy_value, policy: Policy) -> tuple[int, str]:
     flag, var, minimum = SETTINGS[name]
@@ -154,17 +137,12 @@ def _num_gpus(request: RunRequest, env: Mapping[str, str], machine: Machine, pol
     return min(policy.gpus, available), f"policy {policy.name} default"
 
 
-def _hub_offline(env: Mapping[str, str]) -> bool:
-    """As huggingface_hub reads it: 1/true/yes/on (any case) means offline; 0/false/'' do not."""
-    return env.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
 def _push_to_hub(request: RunRequest, facts: Facts) -> tuple[bool, str]:
     if request.push_to_hub is not None:
         return request.push_to_hub, "flag"
     if facts.env.get("PUSH_TO_HUB", "") != "":
         return parse_bool(facts.env["PUSH_TO_HUB"], "PUSH_TO_HUB"), "env PUSH_TO_HUB"
-    if _hub_offline(facts.env):
+    if hub_offline(facts.env):
         return False, "HF_HUB_OFFLINE is set"
     if facts.hf_token:
         return True, "a Hugging Face token is present"
@@ -265,7 +243,7 @@ def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, reque
         "root": str(record_dir / "dataset"),  # a link the prepare step points at the real folder
         "dataset_root": request.dataset_root,
         "local": bool(getattr(group, "local", False)),
-        "online": not _hub_offline(env) and not getattr(group, "local", False),
+        "online": not hub_offline(env) and not getattr(group, "local", False),
     }
 
 
@@ -357,8 +335,8 @@ def _split(text: str) -> list[str]:
 
 
 def resume_argv(plan: RunPlan, steps: int | None = None) -> list[str]:
-    """LeRobot's resume: the last checkpoint's train_config.json (the file, not the folder)."""
-    config = Path(plan.output_dir) / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+    """LeRobot's resume from the last checkpoint, with the plan's launcher (accelerate) kept."""
+    config = last_checkpoint_config(plan.output_dir)
     prefix = plan.argv[: plan.argv.index(f"--dataset.repo_id={plan.dataset['repo_id']}")]  # launcher part
     argv = prefix + [f"--config_path={config}", "--resume=true"]
     return argv + ([f"--steps={steps}"] if steps else [])

@@ -118,6 +118,11 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
     cache = _load_cache(cache_file, version) if entries else {}
     kept = dict(cache) if names is not None else {}
     rows, hidden, todo = [], 0, []
+
+    def too_old(row: dict) -> bool:
+        return (recent_seconds is not None and State(row["state"]).ended
+                and now - (row["ended_at"] or now) >= recent_seconds)
+
     for name, file, st in entries:
         hit = cache.get(name)
         if hit and hit.get("key") == _key(st):
@@ -129,7 +134,7 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
                 continue
             todo.append((name, _key(st), record))
             continue
-        if recent_seconds is not None and now - (row["ended_at"] or now) >= recent_seconds:
+        if too_old(row):
             hidden += 1
         else:
             rows.append(row)
@@ -140,8 +145,7 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
             row = run_row(record, per_pid, now)
             if State(record["state"]).ended and row["state"] == record["state"]:  # as read: the key is its file's
                 kept[name] = {"key": key, "row": {k: v for k, v in row.items() if k != "age_seconds"}}
-            if (recent_seconds is not None and State(row["state"]).ended
-                    and now - (row["ended_at"] or now) >= recent_seconds):
+            if too_old(row):
                 hidden += 1
             else:
                 rows.append(row)

@@ -11,6 +11,7 @@ import re
 from typing import Mapping
 
 from .errors import UserError
+from .values import parse_count
 
 LAUNCHERS = ("local", "slurm")
 # setting -> (flag, env var read by sbatch itself or None)
@@ -74,16 +75,6 @@ def resolve_launcher(flag: str | None, env: Mapping[str, str], machine) -> tuple
     return value, source
 
 
-def _count(raw, where: str, minimum: int) -> int:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise UserError(f"{where}={raw!r} is not " + ("a positive integer" if minimum else "an integer >= 0"))
-    return value
-
-
 def check_flags_unused(flags: Mapping[str, str | None], launcher: str) -> None:
     """Slurm flags with the local launcher would silently do nothing: refuse them."""
     given = [SETTINGS[k][0] for k, v in flags.items() if v is not None and k in SETTINGS]
@@ -96,7 +87,7 @@ def job_gpus(flags: Mapping[str, str | None], machine, num_gpus: int, num_gpus_s
     """The run's GPUs on Slurm: --gpus > --num-gpus/NUM_GPUS > slurm.gpus_per_run > the plan's."""
     asked = num_gpus_source.startswith(("flag", "env"))
     if flags.get("gpus") is not None:
-        value = _count(flags["gpus"], "--gpus", 0)
+        value = parse_count(flags["gpus"], "--gpus", 0)
         if machine.device == "cpu" and value:
             raise UserError(f"--gpus={value} but {machine.name} trains on CPU",
                             hint="--computer NAME of a GPU machine (see config/machines.yaml)")
@@ -141,7 +132,7 @@ def resolve(flags: Mapping[str, str | None], env: Mapping[str, str], machine, nu
 def _check(key: str, raw, where: str):
     text = str(raw).strip()
     if key == "cpus":
-        return _count(text, where, 1)
+        return parse_count(text, where, 1)
     if key == "partition" and not _PARTITION.match(text):
         raise UserError(f"{where}={text!r} is not a partition name")
     if key == "mem" and not _MEM.match(text):

@@ -32,10 +32,6 @@ def _die_with_parent() -> None:
         pass
 
 
-def checkpoint_config(plan: RunPlan) -> Path:
-    return Path(plan.output_dir) / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
-
-
 class Supervisor:
     def __init__(self, name: str, echo: bool = False):
         self.name = name
@@ -163,7 +159,7 @@ class Supervisor:
             self.say(f"trainer exited with code {code}")
             if code == 0 or self._stopping():
                 return self.finish(code)
-            if restarts < max_restarts and checkpoint_config(self.plan).exists():
+            if restarts < max_restarts and paths.last_checkpoint_config(self.plan.output_dir).exists():
                 restarts += 1
                 self.say(f"restart {restarts} of {max_restarts} starting: resuming from the last checkpoint")
                 self.update(lambda r: r.update(restarts=r.get("restarts", 0) + 1))

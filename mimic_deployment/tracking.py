@@ -1,9 +1,7 @@
 """The truth about a recorded run: a run whose owner is gone without a recorded end is lost."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from . import registry
+from . import paths, registry
 from .registry import State
 
 
@@ -46,11 +44,11 @@ def store_progress(record: dict) -> None:
 
 
 def last_checkpoint_step(output_dir: str) -> int | None:
-    last = Path(output_dir) / "checkpoints" / "last"
-    if not (last / "pretrained_model" / "train_config.json").exists():
+    config = paths.last_checkpoint_config(output_dir)
+    if not config.exists():
         return None
     try:
-        return int(last.resolve().name)
+        return int(config.parents[1].resolve().name)  # the numbered folder `last` points at
     except ValueError:
         return -1
 

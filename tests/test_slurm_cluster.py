@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from conftest import wait_for
+
 try:
     from slurm_cluster import SlurmCluster, require_slurm, slurm_cluster  # noqa: F401
 except ImportError:  # tests/ made a package
     from tests.slurm_cluster import SlurmCluster, require_slurm, slurm_cluster  # noqa: F401
-
-
-def wait_for(pred, timeout: float = 30.0, what: str = "condition", interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
 def script(tmp_path: Path, name: str, body: str, sbatch: str = "") -> Path:
@@ -95,7 +86,7 @@ def test_scancel_ends_running_job(slurm_cluster, tmp_path):
     job = submit(slurm_cluster, tmp_path, s)
     pids_file = tmp_path / "pids"
     pids = wait_for(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 2
-                    and [int(p) for p in pids_file.read_text().split()], what="job pids")
+                    and [int(p) for p in pids_file.read_text().split()], timeout=30, what="job pids")
     assert slurm_cluster.job_state(job) == "RUNNING"
     assert not any(gone(p) for p in pids)
     assert slurm_cluster.run("scancel", job).returncode == 0
@@ -119,7 +110,7 @@ def test_usr1_trap_requeues_job(slurm_cluster, tmp_path):
                sbatch="#SBATCH --requeue\n#SBATCH --open-mode=append\n")
     job = submit(slurm_cluster, tmp_path, s)
     log = tmp_path / "log"
-    wait_for(lambda: log.exists() and "ready" in log.read_text(), what="job to be ready")
+    wait_for(lambda: log.exists() and "ready" in log.read_text(), timeout=30, what="job to be ready")
     r = slurm_cluster.run("scancel", "--signal=USR1", "--batch", job)
     assert r.returncode == 0, r.stderr
     info = slurm_cluster.wait_job(job, timeout=45)
@@ -147,7 +138,7 @@ def test_stop_leaves_no_process(tmp_path):
         pid_file = tmp_path / "pid"
         cluster.sbatch(f"--output={tmp_path}/x.out",
                        f"--wrap=sleep 300 & echo $$ > {pid_file}; wait")
-        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), what="job start"))
+        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30, what="job start"))
         stepd = cluster._ours()
         names = sorted(p.name() for p in stepd)
         assert pid in [p.pid for p in stepd] and "slurmstepd" in names and "sleep" in names, names

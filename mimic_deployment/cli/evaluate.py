@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = offline.parse_episodes(args.episodes)
     # everything that can be checked without LeRobot first: models, then data
     models = [resolve_model(spec, what="RUN|PATH") for spec in dict.fromkeys(args.models)]
-    from ..datasets.sources import hub_offline
+    from ..values import hub_offline
 
     hub = [m.path for m in models if not m.local]
     if hub and hub_offline():

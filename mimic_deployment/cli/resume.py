@@ -21,7 +21,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..launch import LaunchOptions, assign_gpus, run_foreground
     from ..gpus import read_gpus
-    from ..plan import RunPlan, parse_count, resume_argv
+    from ..plan import RunPlan, resume_argv
+    from ..values import parse_count
     from ..registry import State
     from . import train
 

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 def launch_options(args: argparse.Namespace, plans, facts):
     from ..launch import LaunchOptions
-    from ..plan import parse_count
+    from ..values import parse_count
 
     if args.sequential and args.parallel:
         raise UserError("--sequential and --parallel exclude each other")

@@ -15,7 +15,8 @@ from typing import Callable
 
 from ..errors import UserError
 from .meta import CompatReport, check_group, read_meta, render_report
-from .sources import ensure_available, hub_offline, missing_error, resolve_local
+from ..values import hub_offline
+from .sources import ensure_available, missing_error, resolve_local
 
 Log = Callable[[str], object]
 

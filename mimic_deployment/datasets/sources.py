@@ -15,6 +15,7 @@ from typing import Callable, Iterable
 
 from .. import paths
 from ..errors import UserError
+from ..values import hub_offline
 
 INFO = Path("meta") / "info.json"
 STATS = Path("meta") / "stats.json"
@@ -119,10 +120,6 @@ def safe_group_name(group: str) -> str:
 
 def merged_dataset_path(group: str, fp: str) -> Path:
     return paths.merged_home() / f"{safe_group_name(group)}-{fp}"
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def fetch_hint(repo_ids: Iterable[str], group: str | None = None) -> str:
