@@ -34,7 +34,7 @@ from mimic_deployment.cli import COMMANDS, _Parser, main
 if "check" in COMMANDS:
     sys.exit(main(sys.argv[1:]))
 from mimic_deployment.cli import check
-from mimic_deployment.errors import UserError
+from mimic_deployment.util.errors import UserError
 p = _Parser(prog="mimic"); sp = p.add_subparsers(dest="command", parser_class=_Parser)
 check.add_parser(sp)
 try:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from mimic_deployment.progress import read_progress
+from mimic_deployment.logs.progress import read_progress
 
 BS, FRAMES, EPISODES = 32, 1_500_000, 3_000
 T0 = 1_800_000_000.0
@@ -112,11 +112,11 @@ def main() -> int:
         python_ms = median_ms(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True, env=env),
                               args.python_runs)
         import_ms = median_ms(
-            lambda: subprocess.run([sys.executable, "-c", "import mimic_deployment.progress"], check=True, env=env),
+            lambda: subprocess.run([sys.executable, "-c", "import mimic_deployment.logs.progress"], check=True, env=env),
             max(5, args.python_runs // 2),
         )
         print(f"python -c pass: median {python_ms:.1f} ms ({args.python_runs} runs)")
-        print(f"python -c 'import mimic_deployment.progress': median {import_ms:.1f} ms")
+        print(f"python -c 'import mimic_deployment.logs.progress': median {import_ms:.1f} ms")
         print(f"progress from a {size / 1024**3:.0f} GB log: median {progress_ms:.2f} ms "
               f"(target <= 50 ms) over {args.calls} calls: {'OK' if progress_ms <= 50 else 'SLOW'}")
         if not ok:

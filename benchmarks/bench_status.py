@@ -29,8 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mimic_deployment.progress import Progress  # noqa: E402
-from mimic_deployment.registry import atomic_write_json  # noqa: E402
+from mimic_deployment.logs.progress import Progress  # noqa: E402
+from mimic_deployment.runs.registry import atomic_write_json  # noqa: E402
 
 TARGET_MS = 300
 DAY = 86400.0

@@ -23,7 +23,7 @@ if __name__ == "__main__" and not __package__:
 
 import argparse
 
-from mimic_deployment.errors import USER_ERROR_EXIT, UserError
+from mimic_deployment.util.errors import USER_ERROR_EXIT, UserError
 
 FORMATS = ("list", "json", "cli")
 
@@ -81,7 +81,7 @@ def _run(argv: list[str] | None) -> str:
     if not args.groups and not args.list_groups:
         raise UserError("name at least one dataset group", hint="list them with --list-groups")
     try:
-        from mimic_deployment.groups import load_groups
+        from mimic_deployment.config.groups import load_groups
     except ModuleNotFoundError as exc:  # the system python3 without pyyaml
         if exc.name != "yaml":
             raise

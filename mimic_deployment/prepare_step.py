@@ -1,26 +1,7 @@
-"""The supervisor's prepare step, run as its own process so that the supervisor never holds
-LeRobot and torch in memory: python -m mimic_deployment.prepare_step RUN_NAME"""
-from __future__ import annotations
-
+"""Shim for processes started before the package was laid out by layer: forwards to _entry."""
 import sys
-from pathlib import Path
-
-from . import registry
-from .errors import UserError
-
-
-def main(name: str) -> int:
-    from .datasets.prepare import prepare
-
-    record = registry.read(name)
-    spec, link = record["plan"]["dataset"], Path(record["plan"]["dataset"]["root"])
-    try:
-        prepare(spec, link, log=lambda msg: print(msg, flush=True))
-    except UserError as exc:
-        print(f"[mimic] error: {exc}", flush=True)
-        return 2
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    from mimic_deployment._entry import main
+
+    sys.exit(main(["prepare", *sys.argv[1:]]))

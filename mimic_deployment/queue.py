@@ -1,59 +1,7 @@
-"""A sequential queue: runs one recorded run after another on this machine, each starting only
-when the previous one has ended (the supervisors are this process's own children, so waiting
-on them is real). Stops at the first failure unless --continue-on-failure.
-Usage: python -m mimic_deployment.queue NAME [NAME ...] [--continue-on-failure]
-"""
-from __future__ import annotations
-
-import signal
-import subprocess
+"""Shim for processes started before the package was laid out by layer: forwards to _entry."""
 import sys
 
-from . import registry
-from .registry import State
-
-
-def _cancel(names: list[str], reason: str) -> None:
-    for name in names:
-        registry.update(name, lambda r: registry.advance(r, State.STOPPED, reason=reason))
-
-
-def main(argv: list[str]) -> int:
-    keep_going = "--continue-on-failure" in argv
-    names = [a for a in argv if not a.startswith("--")]
-    stopping = {"now": False}
-    current: dict = {}
-
-    def on_signal(signum, _frame):
-        stopping["now"] = True
-        if current.get("proc") and current["proc"].poll() is None:
-            current["proc"].send_signal(signal.SIGTERM)
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    for i, name in enumerate(names):
-        if stopping["now"]:
-            _cancel(names[i:], "queue stopped")
-            return 1
-        record = registry.read(name)
-        if record is None or record["state"] != State.QUEUED.value:
-            print(f"[mimic] queue: skipping {name} ({record and record['state']})", flush=True)
-            continue
-        print(f"[mimic] queue: starting {name} ({i + 1}/{len(names)})", flush=True)
-        with open(record["plan"]["log_file"], "ab", buffering=0) as log:
-            env = {**__import__("os").environ, "MIMIC_RUN_MARKER": record["marker"]}
-            # its own process group: `stop NAME` signals that group, which must not take the queue down
-            current["proc"] = subprocess.Popen([sys.executable, "-m", "mimic_deployment.supervisor", name],
-                                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                               start_new_session=True)
-            current["proc"].wait()
-        state = (registry.read(name) or {}).get("state")
-        print(f"[mimic] queue: {name} ended {state}", flush=True)
-        if state != State.FINISHED.value and not keep_going:
-            _cancel(names[i + 1:], f"queue stopped: {name} {state}")
-            return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from mimic_deployment._entry import main
+
+    sys.exit(main(["queue", *sys.argv[1:]]))

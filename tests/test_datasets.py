@@ -14,7 +14,7 @@ import pytest
 
 from mimic_deployment.datasets import cameras, merge, meta, prepare, sources
 from mimic_deployment.datasets.demo import make_meta_only
-from mimic_deployment.errors import UserError
+from mimic_deployment.util.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -359,7 +359,7 @@ def _cli(*argv, env_vars=None, **kw):
     code = ("import sys\n"
             "from mimic_deployment.cli import _Parser\n"
             "from mimic_deployment.cli import check, datasets\n"
-            "from mimic_deployment.errors import UserError\n"
+            "from mimic_deployment.util.errors import UserError\n"
             "p = _Parser(prog='mimic'); sp = p.add_subparsers(dest='command', parser_class=_Parser)\n"
             "check.add_parser(sp); datasets.add_parser(sp)\n"
             "try:\n"

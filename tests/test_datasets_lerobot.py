@@ -16,7 +16,7 @@ import pytest
 
 from mimic_deployment.datasets import merge, prepare, sources
 from mimic_deployment.datasets.demo import DEMO_IDS, generate_demo, make_dataset
-from mimic_deployment.errors import UserError
+from mimic_deployment.util.errors import UserError
 
 pytestmark = pytest.mark.lerobot
 REPO = Path(__file__).resolve().parent.parent

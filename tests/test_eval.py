@@ -369,7 +369,7 @@ def test_record_argv_parses_with_lerobot_for_the_default_robot(trained, lerobot_
     assert ds["single_task"] == "Bimanual blue block handover from left to right hand"
     assert ds["episode_time_s"] == 20 and ds["reset_time_s"] == 30 and ds["push_to_hub"] is False
     # the eval_ rule is LeRobot's own: a policy recording into another name is refused by it
-    from mimic_deployment.errors import UserError
+    from mimic_deployment.util.errors import UserError
 
     argv = [a.replace("eval_act_demo", "act_demo") for a in plan["argv"][1:]]
     with pytest.raises(UserError, match="eval_"):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from mimic_deployment.errors import UserError
-from mimic_deployment.gpus import GpuInfo, is_busy, wait_until_free
-from mimic_deployment.launch import LaunchOptions, assign_gpus
-from mimic_deployment.plan import RunPlan
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.host.gpus import GpuInfo, is_busy, wait_until_free
+from mimic_deployment.runs.launch import LaunchOptions, assign_gpus
+from mimic_deployment.planning.plan import RunPlan
 
 FREE = GpuInfo(0, "RTX 3090 Ti", 24.0, 0.3, ())
 

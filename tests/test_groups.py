@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from mimic_deployment import dataset_groups
-from mimic_deployment.errors import UserError
-from mimic_deployment.groups import DEFAULT_GROUPS_FILE, load_groups, lint_groups_file
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.config.groups import DEFAULT_GROUPS_FILE, load_groups, lint_groups_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # CI clones the repo with shared/ beside it, as on the lab machines.

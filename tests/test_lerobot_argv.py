@@ -153,9 +153,9 @@ def lerobot_cases(tmp_path_factory):
                          "base_config": BASE_CONFIG.get(policy)}
 
     # groot on a 2-GPU host: the planner with a 2-GPU NVML reading (the CLI cannot fake one).
-    from mimic_deployment.catalog import load_catalog
-    from mimic_deployment.gpus import GpuInfo
-    from mimic_deployment.plan import Facts, RunRequest, build_plans
+    from mimic_deployment.config.catalog import load_catalog
+    from mimic_deployment.host.gpus import GpuInfo
+    from mimic_deployment.planning.plan import Facts, RunRequest, build_plans
 
     catalog = load_catalog()
     base_dir = tmp / "base_models" / "groot_multi"

@@ -285,7 +285,7 @@ def test_a_stop_recorded_before_a_crash_is_not_followed_by_a_restart(env):
                      "--max-restarts", "3", FAKE_STEP_SECONDS="0.1", FAKE_CRASH_AT="30")
     wait_step(env, name, 10)
     record_file = Path(env["MIMIC_OUTPUTS"]) / "runs" / name / "run.json"
-    subprocess.run([sys.executable, "-c", "import sys; from mimic_deployment import registry; "
+    subprocess.run([sys.executable, "-c", "import sys; from mimic_deployment.runs import registry; "
                     "registry.update(sys.argv[1], lambda r: r.update(stop_requested=True))", name],
                    env=env, check=True, cwd=REPO)
     assert json.loads(record_file.read_text())["stop_requested"] is True

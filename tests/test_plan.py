@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mimic_deployment.errors import UserError
-from mimic_deployment.gpus import GpuInfo
-from mimic_deployment.groups import DEFAULT_GROUPS_FILE, load_groups
-from mimic_deployment.lab import load_lab
-from mimic_deployment.machines import load_machines
-from mimic_deployment.plan import Facts, RunRequest, build_plans, resume_argv
-from mimic_deployment.policies import load_policies
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.host.gpus import GpuInfo
+from mimic_deployment.config.groups import DEFAULT_GROUPS_FILE, load_groups
+from mimic_deployment.config.lab import load_lab
+from mimic_deployment.config.machines import load_machines
+from mimic_deployment.planning.plan import Facts, RunRequest, build_plans, resume_argv
+from mimic_deployment.config.policies import load_policies
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "mimic_deployment" / "config"
@@ -523,7 +523,7 @@ def test_resume_argv_multi_gpu_keeps_accelerate():
 
 
 def test_resume_argv_round_trips_through_dict():
-    from mimic_deployment.plan import RunPlan
+    from mimic_deployment.planning.plan import RunPlan
 
     plan = plan_one("xvla", computer="odin")
     again = RunPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
@@ -578,7 +578,7 @@ def test_extra_policy_path_or_type_collides_with_either(policy, arg):
 def test_multi_gpu_command_text_parses_back():
     import shlex
 
-    from mimic_deployment.render import dry_run_text
+    from mimic_deployment.planning.render import dry_run_text
 
     plan = plan_one("groot", "high_quality", hostname="box2", gpus=gpu_list(11.7, 11.7), tag="a.b",
                     extra_args=("--policy.optimizer_lr=1e-5",))

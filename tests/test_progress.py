@@ -12,8 +12,8 @@ from pprint import pformat
 
 import pytest
 
-from mimic_deployment import progress as P
-from mimic_deployment.progress import Progress, read_checkpoint_step, read_progress, tail_lines
+from mimic_deployment.logs import progress as P
+from mimic_deployment.logs.progress import Progress, read_checkpoint_step, read_progress, tail_lines
 
 BS = 8
 FRAMES = 20_000
@@ -532,7 +532,7 @@ def test_tail_lines(tmp_path):
 
 def test_no_heavy_imports():
     code = (
-        "import sys, mimic_deployment.progress; "
+        "import sys, mimic_deployment.logs.progress; "
         "bad = [m for m in ('torch', 'lerobot', 'rich', 'numpy', 'yaml') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

@@ -299,8 +299,8 @@ def test_no_sbatch_on_path(demo_env, tmp_path):
 
 
 def golden_plan(tmp_path):
-    from mimic_deployment.catalog import load_catalog
-    from mimic_deployment.plan import Facts, RunRequest, build_plans
+    from mimic_deployment.config.catalog import load_catalog
+    from mimic_deployment.planning.plan import Facts, RunRequest, build_plans
 
     groups = tmp_path / "groups.yaml"
     groups.write_text("groups:\n  one: {datasets: [mimic-demo/demo_a], local: true}\n")
@@ -342,9 +342,9 @@ def test_dry_run_shows_the_sbatch_script(demo_env):
 
 
 def test_sbatch_argv_and_job_id():
-    from mimic_deployment.errors import UserError
+    from mimic_deployment.util.errors import UserError
     from mimic_deployment.launchers.slurm import final_state, parse_job_id, parse_squeue, sbatch_argv
-    from mimic_deployment.registry import State
+    from mimic_deployment.runs.registry import State
 
     assert sbatch_argv("/r/job.sbatch", dependency="41", marker="m:1") == [
         "--parsable", "--dependency=afterany:41", "--export=ALL,MIMIC_RUN_MARKER=m:1", "/r/job.sbatch"]

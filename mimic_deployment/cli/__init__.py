@@ -10,7 +10,7 @@ import importlib
 import os
 import sys
 
-from ..errors import USER_ERROR_EXIT, UserError
+from mimic_deployment.util.errors import USER_ERROR_EXIT, UserError
 
 # command -> (module in this package, one-line summary for --help). Order = order in --help.
 # Only the chosen command's module is imported: `status` must not pay for `train`'s imports.

@@ -30,7 +30,7 @@ def _policy(name: str | None) -> tuple[str | None, str | None]:
     """(LeRobot policy type, cameras.yaml policy key) for --policy."""
     if not name:
         return None, None
-    from ..policies import LEROBOT_TYPES, get_policy, load_policies
+    from mimic_deployment.config.policies import LEROBOT_TYPES, get_policy, load_policies
 
     policies = load_policies()
     if name in policies:
@@ -42,8 +42,8 @@ def _policy(name: str | None) -> tuple[str | None, str | None]:
 
 
 def _lint(path) -> int:
-    from ..errors import UserError
-    from ..groups import default_groups_path, lint_groups_file, load_groups
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.config.groups import default_groups_path, lint_groups_file, load_groups
 
     path = default_groups_path() if path is _DEFAULT else path
     problems = lint_groups_file(path)
@@ -60,7 +60,7 @@ def _lint(path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UserError
+    from mimic_deployment.util.errors import UserError
 
     if args.config is None and not args.groups:
         raise UserError("check: name at least one dataset group, or --config [FILE] to lint a groups file",
@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         _lint(args.config)
         if not args.groups:
             return 0
-    from ..datasets import sources
-    from ..datasets.meta import render_report
-    from ..datasets.prepare import check, incompatible_error
+    from mimic_deployment.datasets import sources
+    from mimic_deployment.datasets.meta import render_report
+    from mimic_deployment.datasets.prepare import check, incompatible_error
 
     ids, label, local = _resolve(args)
     found, missing = sources.resolve_local(ids, args.dataset_root)
@@ -94,7 +94,7 @@ def _resolve(args) -> tuple[list[str], str, bool]:
     ids: list[str] = []
     local = False
     if names:
-        from ..groups import load_groups
+        from mimic_deployment.config.groups import load_groups
 
         path = None if args.config in (None, _DEFAULT) else args.config
         config = load_groups(path)

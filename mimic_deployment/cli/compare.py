@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..evaluation import compare
+    from mimic_deployment.evaluation import compare
 
     names = list(dict.fromkeys(args.names))
     summaries = [compare.summarize(n) for n in names]

@@ -38,7 +38,7 @@ def _size(n: int) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..datasets.demo import generate_demo
+    from mimic_deployment.datasets.demo import generate_demo
 
     generate_demo(args.root, force=args.force, log=print)
     return 0
@@ -47,8 +47,8 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     import json
 
-    from .. import paths
-    from ..datasets.merge import list_merged
+    from mimic_deployment.host import paths
+    from mimic_deployment.datasets.merge import list_merged
 
     entries = list_merged()
     if args.json:
@@ -67,7 +67,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_gc(args: argparse.Namespace) -> int:
-    from ..datasets.merge import gc
+    from mimic_deployment.datasets.merge import gc
 
     removed = gc(keep_latest_per_group=not args.all, dry_run=args.dry_run,
                  keep_linked=not args.include_linked, log=print)
@@ -80,9 +80,9 @@ def run_gc(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from ..datasets.sources import ensure_available
-    from ..errors import UserError
-    from ..groups import load_groups
+    from mimic_deployment.datasets.sources import ensure_available
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.config.groups import load_groups
 
     config = load_groups()
     local = [g for g in args.groups if config.get(g).local]

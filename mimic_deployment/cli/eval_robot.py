@@ -39,7 +39,7 @@ def add_parser(subparsers) -> None:
 
 
 def render(plan) -> str:
-    from ..evaluation.robot import shell_command
+    from mimic_deployment.evaluation.robot import shell_command
 
     m = plan.model
     origin = f"run {m.run}" if m.run else ("Hub" if not m.local else "local checkpoint")
@@ -56,8 +56,8 @@ def render(plan) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import UserError
-    from ..evaluation import robot
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.evaluation import robot
 
     if args.json and not (args.dry_run or args.check):
         raise UserError("--json needs --dry-run or --check")

@@ -43,7 +43,7 @@ def _eps(episodes: list[int]) -> str:
 
 
 def render(report: dict) -> str:
-    from ..render import table
+    from mimic_deployment.planning.render import table
 
     ov = report["overall"]
     norm = f"  (MSE / dataset variance {ov['mse_normalized']:.4g})" if "mse_normalized" in ov else ""
@@ -64,10 +64,10 @@ def render(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .. import registry
-    from ..errors import UserError
-    from ..evaluation import offline
-    from ..evaluation.runs import resolve_model
+    from mimic_deployment.runs import registry
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.evaluation import offline
+    from mimic_deployment.evaluation.runs import resolve_model
 
     if args.dataset and args.dataset_group:
         raise UserError("--dataset and --dataset-group exclude each other")
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = offline.parse_episodes(args.episodes)
     # everything that can be checked without LeRobot first: models, then data
     models = [resolve_model(spec, what="RUN|PATH") for spec in dict.fromkeys(args.models)]
-    from ..values import hub_offline
+    from mimic_deployment.util.values import hub_offline
 
     hub = [m.path for m in models if not m.local]
     if hub and hub_offline():

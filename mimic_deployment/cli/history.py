@@ -13,13 +13,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..render import table
-    from ..runview import collect_rows, fmt_duration, step_text
+    from mimic_deployment.planning.render import table
+    from mimic_deployment.runs.view import collect_rows, fmt_duration, step_text
 
     rows = collect_rows()[0]
     rows = sorted((r for r in rows if not args.policy or r["policy"] == args.policy), key=lambda r: r["created_at"] or 0)
     if args.json:
-        from .status import to_json
+        from mimic_deployment.cli.status import to_json
 
         print(to_json(rows))
         return 0

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..render import table
+from mimic_deployment.planning.render import table
 
 
 def show(args: argparse.Namespace) -> int:
-    from ..catalog import load_catalog
+    from mimic_deployment.config.catalog import load_catalog
 
     catalog = load_catalog(args.groups_file)
     if args.list_groups:
@@ -26,9 +26,9 @@ def groups_table(catalog) -> str:
 
 
 def policies_table(catalog, args: argparse.Namespace) -> str:
-    from ..facts import gather_facts
-    from ..machines import choose_machine
-    from .train import request_from_args
+    from mimic_deployment.host.facts import gather_facts
+    from mimic_deployment.config.machines import choose_machine
+    from mimic_deployment.cli.train import request_from_args
 
     request = request_from_args(args)
     facts = gather_facts(request, catalog.machines)

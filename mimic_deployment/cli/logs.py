@@ -16,9 +16,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import registry
-    from ..errors import UserError
-    from ..progress import tail_lines
+    from mimic_deployment.runs import registry
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.logs.progress import tail_lines
 
     record = registry.read(args.name)
     if record is None:
@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_ended(name: str) -> bool:
-    from .. import registry, tracking
-    from ..registry import State
+    from mimic_deployment.runs import registry, tracking
+    from mimic_deployment.runs.registry import State
 
     record = registry.read(name)
     return record is None or State(tracking.refresh(record)["state"]).ended

@@ -17,14 +17,15 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from .. import procs, registry, tracking
-    from ..errors import UserError
-    from ..launch import LaunchOptions, assign_gpus, run_foreground
-    from ..gpus import read_gpus
-    from ..plan import RunPlan, resume_argv
-    from ..values import parse_count
-    from ..registry import State
-    from . import train
+    from mimic_deployment.host import procs
+    from mimic_deployment.runs import registry, tracking
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.runs.launch import LaunchOptions, assign_gpus, run_foreground
+    from mimic_deployment.host.gpus import read_gpus
+    from mimic_deployment.planning.plan import RunPlan, resume_argv
+    from mimic_deployment.util.values import parse_count
+    from mimic_deployment.runs.registry import State
+    from mimic_deployment.cli import train
 
     record = registry.read(args.name)
     if record is None:

@@ -19,11 +19,11 @@ def add_parser(subparsers) -> None:
 
 
 def collect(args: argparse.Namespace) -> tuple[list[dict], int]:
-    from ..errors import UserError
-    from ..runview import collect_rows
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.runs.view import collect_rows
 
     def gpu_memory() -> dict[int, float]:
-        from ..gpus import process_memory_gb  # NVML only when a live run may be on a GPU
+        from mimic_deployment.host.gpus import process_memory_gb  # NVML only when a live run may be on a GPU
 
         return process_memory_gb()
 
@@ -40,8 +40,8 @@ def to_json(rows: list[dict]) -> str:
 
 
 def render(rows: list[dict], hidden: int) -> str:
-    from ..render import table
-    from ..runview import fmt_duration, step_text
+    from mimic_deployment.planning.render import table
+    from mimic_deployment.runs.view import fmt_duration, step_text
 
     if not rows:
         return "no runs" + (f" ({hidden} older: status --all)" if hidden else "")

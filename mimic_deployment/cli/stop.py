@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
 
 
 def stop_run(name: str, timeout: float) -> str:
-    from .. import procs, registry, tracking
-    from ..registry import State
+    from mimic_deployment.host import procs
+    from mimic_deployment.runs import registry, tracking
+    from mimic_deployment.runs.registry import State
 
     record = registry.update(name, lambda r: r.update(stop_requested=True) if not State(r["state"]).ended else None)
     launcher = tracking.launcher_of(record)
@@ -35,9 +36,9 @@ def stop_run(name: str, timeout: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import registry, tracking
-    from ..errors import UserError
-    from ..registry import State
+    from mimic_deployment.runs import registry, tracking
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.runs.registry import State
 
     if args.all == bool(args.names):
         raise UserError("give run names or --all (not both)")
@@ -63,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _stop_queues(names: list[str]) -> None:
     """A queue whose runs are all ended has nothing left to do: end it too."""
-    from .. import procs, registry
-    from ..registry import State
+    from mimic_deployment.host import procs
+    from mimic_deployment.runs import registry
+    from mimic_deployment.runs.registry import State
 
     for name in names:
         queue = (registry.read(name) or {}).get("queue")

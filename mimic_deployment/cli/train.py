@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..errors import UserError
-from ..plan import SETTINGS, RunRequest
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.planning.plan import SETTINGS, RunRequest
 
 
 def add_parser(subparsers) -> None:
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
     show.add_argument("--json", action="store_true", help="with --dry-run: a JSON array of plans")
     show.add_argument("--list-groups", action="store_true", help="list the dataset groups")
     show.add_argument("--list-policies", action="store_true", help="list the policies")
-    from . import COMMANDS
+    from mimic_deployment.cli import COMMANDS
 
     others = "\n".join(f"  {name:<11} {summary}" for name, (_, summary) in COMMANDS.items() if name != "train")
     p.epilog = ("Arguments after `--` are passed to lerobot-train as they are (--key=value).\n\n"
@@ -80,9 +80,9 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
 
 
 def make_plans(args: argparse.Namespace):
-    from ..catalog import load_catalog
-    from ..facts import gather_facts
-    from ..plan import build_plans
+    from mimic_deployment.config.catalog import load_catalog
+    from mimic_deployment.host.facts import gather_facts
+    from mimic_deployment.planning.plan import build_plans
 
     catalog = load_catalog(args.groups_file)
     request = request_from_args(args)
@@ -94,14 +94,14 @@ def make_plans(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     if args.list_groups or args.list_policies:
-        from . import listing
+        from mimic_deployment.cli import listing
 
         return listing.show(args)
     if args.json and not args.dry_run:
         raise UserError("--json needs --dry-run")
     plans, catalog, facts = make_plans(args)
     if args.dry_run:
-        from ..render import dry_run_report
+        from mimic_deployment.planning.render import dry_run_report
 
         print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else dry_run_report(plans))
         return 0
@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def launch_options(args: argparse.Namespace, plans, facts):
-    from ..launch import LaunchOptions
-    from ..values import parse_count
+    from mimic_deployment.runs.launch import LaunchOptions
+    from mimic_deployment.util.values import parse_count
 
     if args.sequential and args.parallel:
         raise UserError("--sequential and --parallel exclude each other")
@@ -126,13 +126,13 @@ def launch_options(args: argparse.Namespace, plans, facts):
 
 
 def launch_plans(plans, args: argparse.Namespace, facts) -> int:
-    from ..launch import launch, run_foreground
+    from mimic_deployment.runs.launch import launch, run_foreground
 
     options = launch_options(args, plans, facts)
     records = launch(plans, options)
     if options.foreground:
         code = run_foreground([r["name"] for r in records], options.continue_on_failure)
-        from . import status
+        from mimic_deployment.cli import status
 
         print("\n" + status.render(*status.collect(argparse.Namespace(names=[r["name"] for r in records], all=True))))
         return code
@@ -141,8 +141,8 @@ def launch_plans(plans, args: argparse.Namespace, facts) -> int:
 
 
 def print_launched(records: list[dict]) -> None:
-    from .. import tracking
-    from . import PROG
+    from mimic_deployment.runs import tracking
+    from mimic_deployment.cli import PROG
 
     for r in records:
         slurm = r.get("slurm") or {}

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..configfile import CONFIG_DIR, Section, load_yaml
+from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
 
 CAMERAS_FILE = CONFIG_DIR / "cameras.yaml"
 IMAGE_PREFIX = "observation.images."

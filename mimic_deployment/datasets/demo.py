@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .. import paths
+from mimic_deployment.host import paths
 
 DEMO_GROUP = "demo"
 DEMO_IDS = ("mimic-demo/demo_a", "mimic-demo/demo_b")

@@ -21,8 +21,8 @@ from collections import namedtuple
 from pathlib import Path
 from typing import Callable
 
-from .. import paths
-from .sources import fingerprint, merged_dataset_path, safe_group_name
+from mimic_deployment.host import paths
+from mimic_deployment.datasets.sources import fingerprint, merged_dataset_path, safe_group_name
 
 MARKER = ".mimic-merge-complete.json"
 MERGED_ORG = "mimic-merged"

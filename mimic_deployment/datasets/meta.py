@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from .sources import INFO, STATS
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.datasets.sources import INFO, STATS
 
 CODEBASE_VERSION = "v3.0"
 CAMERA_PREFIX = "observation.images."
@@ -280,7 +280,7 @@ def _policy_checks(report: CompatReport, policy_type: str | None, camera_policy:
                 f"--root={m.path}` (it pushes to the Hub at the end) or train with {MEAN_STD_FLAG}")
     if not camera_policy:
         return
-    from . import cameras  # cheap: yaml only
+    from mimic_deployment.datasets import cameras# cheap: yaml only
 
     key = camera_policy
     needed = cameras.source_cameras(key)

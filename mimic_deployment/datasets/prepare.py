@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UserError
-from .meta import CompatReport, check_group, read_meta, render_report
-from ..values import hub_offline
-from .sources import ensure_available, missing_error, resolve_local
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.datasets.meta import CompatReport, check_group, read_meta, render_report
+from mimic_deployment.util.values import hub_offline
+from mimic_deployment.datasets.sources import ensure_available, missing_error, resolve_local
 
 Log = Callable[[str], object]
 
@@ -80,7 +80,7 @@ def point_link(link_path: Path, target: Path) -> None:
 
 def prepare(spec: dict, link_path: str | Path, log: Log = print) -> Path:
     """Ensure, check, materialize, link. Returns the dataset folder `link_path` now points at."""
-    from .merge import materialize  # no LeRobot import unless a merge is actually needed
+    from mimic_deployment.datasets.merge import materialize  # no LeRobot import unless a merge is actually needed
 
     group, members, root, online = _spec(spec)
     log(f"[mimic] dataset group {group}: {len(members)} dataset{'s' if len(members) != 1 else ''}")

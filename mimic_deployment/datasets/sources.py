@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .. import paths
-from ..errors import UserError
-from ..values import hub_offline
+from mimic_deployment.host import paths
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.values import hub_offline
 
 INFO = Path("meta") / "info.json"
 STATS = Path("meta") / "stats.json"

@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import registry
-from ..errors import UserError
-from ..progress import read_checkpoint_step
-from .runs import eval_root, latest_report, loss_curve
+from mimic_deployment.runs import registry
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.logs.progress import read_checkpoint_step
+from mimic_deployment.evaluation.runs import eval_root, latest_report, loss_curve
 
 
 @dataclass
@@ -67,7 +67,7 @@ def _num(value, fmt: str = "{:.4g}") -> str:
 
 
 def table(summaries: list[RunSummary]) -> str:
-    from ..render import table as render_table
+    from mimic_deployment.planning.render import table as render_table
 
     rows = []
     for s in summaries:
@@ -89,7 +89,7 @@ def default_png() -> Path:
 
 
 def plot(summaries: list[RunSummary], out: Path) -> Path:
-    from .plots import compare_plot
+    from mimic_deployment.evaluation.plots import compare_plot
 
     return compare_plot({s.name: s.curve for s in summaries}, {s.name: s.offline for s in summaries}, out,
                         title=" vs ".join(s.name for s in summaries)[:150])

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UserError
-from .runs import REPORT_FILE, Model
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.evaluation.runs import REPORT_FILE, Model
 
 DEFAULT_LAST = 5
 REPORT_SCHEMA = 1
@@ -60,7 +60,7 @@ def resolve_dataset(*, group: str | None, dataset: str | None, record: dict | No
     A group resolves, in order, to: the run's own dataset link (same group), the single member's
     folder, or the merged dataset of the group (the cache training uses; built if missing).
     """
-    from ..datasets import sources
+    from mimic_deployment.datasets import sources
 
     if dataset:
         folder = Path(dataset).expanduser()
@@ -80,8 +80,8 @@ def resolve_dataset(*, group: str | None, dataset: str | None, record: dict | No
     if plan.get("group") == group and link and (Path(link) / "meta" / "info.json").is_file():
         return EvalDataset(repo_id=ds.get("repo_id") or f"local/{group}", root=Path(link).resolve(), group=group,
                            how=f"the run's dataset link {link}")
-    from ..datasets.merge import materialize, merged_repo_id
-    from ..groups import load_groups
+    from mimic_deployment.datasets.merge import materialize, merged_repo_id
+    from mimic_deployment.config.groups import load_groups
 
     spec = load_groups(groups_file).get(group)
     found, missing = sources.resolve_local(spec.datasets, dataset_root)
@@ -268,8 +268,8 @@ def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | No
              record: dict | None = None, video_backend: str | None = None, joints: int = 4,
              log: Log = print) -> dict:
     """Run, score, plot, write report.json into out_dir; return the report."""
-    from . import plots
-    from .runs import loss_curve
+    from mimic_deployment.evaluation import plots
+    from mimic_deployment.evaluation.runs import loss_curve
 
     started = time.time()
     res = run_policy(model, data, episodes, device=device, video_backend=video_backend, log=log)
@@ -307,7 +307,7 @@ def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | No
 
 
 def default_out_dir(model: Model) -> Path:
-    from .runs import new_report_dir
+    from mimic_deployment.evaluation.runs import new_report_dir
 
     return new_report_dir(model.label)
 

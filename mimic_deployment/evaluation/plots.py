@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import UserError
+from mimic_deployment.util.errors import UserError
 
 DPI = 100
 

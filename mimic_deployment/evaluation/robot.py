@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
-from ..configfile import CONFIG_DIR, Section, load_yaml
-from ..datasets import cameras as camera_map
-from ..errors import UserError
-from .runs import Model, resolve_model
+from mimic_deployment.host import paths
+from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
+from mimic_deployment.datasets import cameras as camera_map
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.evaluation.runs import Model, resolve_model
 
 ROBOT_FILE = CONFIG_DIR / "robot.yaml"
 ROBOT_FILE_ENV = "ROBOT_CONFIG"
@@ -311,7 +311,7 @@ def _expected_key(model: Model, policy: str | None, dataset_name: str) -> str:
 def _camera_policy(policy: str | None) -> str | None:
     if not policy:
         return None
-    from ..policies import load_policies
+    from mimic_deployment.config.policies import load_policies
 
     pol = load_policies().get(policy)
     return pol.cameras if pol else None
@@ -391,7 +391,7 @@ def build(request: EvalRequest, env: dict | None = None) -> RecordPlan:
     model = resolve_model(str(spec))
     policy = request.policy
     if policy:
-        from ..policies import get_policy
+        from mimic_deployment.config.policies import get_policy
 
         get_policy(policy)  # unknown policy -> UserError with the list
         if model.policy_type and model.policy_type != policy:
@@ -469,7 +469,7 @@ def _check(robot: RobotSpec, model: Model, policy: str | None, wanted: dict[str,
         notes.append(f"{model.path} is a Hub id: its image keys are assumed from config/cameras.yaml "
                      f"({', '.join(sorted(wanted.values()))})")
     if model.run:
-        from .. import registry
+        from mimic_deployment.runs import registry
 
         record = registry.read(model.run) or {}
         root = ((record.get("plan") or {}).get("dataset") or {}).get("root")

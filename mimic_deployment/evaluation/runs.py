@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import paths, registry
-from ..errors import UserError
-from ..progress import format_big_number, parse_big_number
+from mimic_deployment.host import paths
+from mimic_deployment.runs import registry
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.logs.progress import format_big_number, parse_big_number
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*\Z")

@@ -6,7 +6,8 @@ import socket
 import subprocess
 import sys
 
-from .. import paths, procs
+from mimic_deployment._entry import command_argv
+from mimic_deployment.host import paths, procs
 
 
 def _python_env(marker: str | None = None) -> dict:
@@ -32,7 +33,7 @@ class LocalLauncher:
     def start(self, records: list[dict], *, sequential: bool, continue_on_failure: bool) -> dict[str, dict]:
         if sequential and len(records) > 1:
             names = [r["name"] for r in records]
-            argv = [sys.executable, "-m", "mimic_deployment.queue", *names]
+            argv = command_argv(sys.executable, "queue", *names)
             if continue_on_failure:
                 argv.append("--continue-on-failure")
             queue_log = str(paths.outputs_root() / "logs" / f"queue_{names[0]}.log")
@@ -41,7 +42,7 @@ class LocalLauncher:
                     for i, n in enumerate(names)}
         started = {}
         for record in records:
-            argv = [sys.executable, "-m", "mimic_deployment.supervisor", record["name"]]
+            argv = command_argv(sys.executable, "supervise", record["name"])
             started[record["name"]] = {"supervisor": spawn_detached(argv, record["plan"]["log_file"], record["marker"])}
         return started
 

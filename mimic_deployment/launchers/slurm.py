@@ -5,7 +5,7 @@ as outputs/runs/<name>/job.sbatch), checked with `sbatch --test-only` before any
 claimed, then submitted with `sbatch --parsable`; the job id goes into the record
 (record["slurm"]["job_id"]). `--sequential` chains the jobs with --dependency=afterany.
 
-Job side (`python -m mimic_deployment.launchers.slurm job NAME`, run by the script): the
+Job side (`python -m mimic_deployment._entry slurm-job NAME`, run by the script): the
 supervisor in foreground mode, so the job lasts as long as the training. It records the run's
 states itself. Near the time limit Slurm sends USR1 to the batch shell, which tells the
 supervisor (it stops the trainer and records the requeue) and runs `scontrol requeue`; the job
@@ -36,10 +36,11 @@ import sys
 import time
 from pathlib import Path
 
-from .. import paths, registry
-from ..errors import UserError
-from ..plan import RunPlan, resume_argv
-from ..registry import State
+from mimic_deployment.host import paths
+from mimic_deployment.runs import registry
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.planning.plan import RunPlan, resume_argv
+from mimic_deployment.runs.registry import State
 
 SCRIPT_FILE = "job.sbatch"
 SQUEUE_TTL = 2.0  # seconds one squeue answer serves (status --watch refreshes every 2 s)
@@ -93,7 +94,7 @@ def sbatch_directives(plan: RunPlan) -> list[str]:
 
 
 def _comment_command(argv: list[str]) -> str:
-    from ..render import shell_command
+    from mimic_deployment.planning.render import shell_command
 
     return shell_command(argv, indent="#   ")
 
@@ -137,7 +138,7 @@ forward() {{
 trap requeue USR1
 trap forward TERM INT
 
-{q(python)} -m mimic_deployment.launchers.slurm job {q(plan.name)} &
+{q(python)} -m mimic_deployment._entry slurm-job {q(plan.name)} &
 supervisor=$!
 while kill -0 "$supervisor" 2>/dev/null; do wait "$supervisor"; done
 wait "$supervisor"
@@ -373,7 +374,7 @@ def _move_aside(output_dir: str, restart: int) -> str | None:
 def reopen_for_requeue(record: dict, restart: int, **end: object) -> str:
     """End the current attempt (if not ended) and open the one restart `restart` runs.
     Returns what the new attempt will do, for the log."""
-    from ..tracking import last_checkpoint_step
+    from mimic_deployment.runs.tracking import last_checkpoint_step
 
     if not State(record["state"]).ended:
         registry.advance(record, State.STOPPED, **{"reason": "requeued by Slurm", **end})
@@ -394,7 +395,7 @@ def reopen_for_requeue(record: dict, restart: int, **end: object) -> str:
 
 
 def _supervisor_class():
-    from ..supervisor import Supervisor
+    from mimic_deployment.runs.supervisor import Supervisor
 
     class SlurmSupervisor(Supervisor):
         """The supervisor inside a batch job: USR1 means "requeued", and Slurm's own verdict
@@ -432,7 +433,7 @@ def _supervisor_class():
             return super().finish(code, reason)
 
         def _requeued(self, code: int | None) -> int:
-            from ..progress import read_progress
+            from mimic_deployment.logs.progress import read_progress
 
             progress = read_progress(self.plan.log_file, self.plan.output_dir, self.plan.steps)
             done = {}
@@ -451,7 +452,7 @@ def _supervisor_class():
             loses reparented ones): end them. Never the job shell or its own helpers."""
             import psutil
 
-            from .. import procs
+            from mimic_deployment.host import procs
 
             me = psutil.Process()
             ancestors = {p.pid for p in me.parents()}

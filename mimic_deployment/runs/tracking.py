@@ -1,12 +1,13 @@
 """The truth about a recorded run: a run whose owner is gone without a recorded end is lost."""
 from __future__ import annotations
 
-from . import paths, registry
-from .registry import State
+from mimic_deployment.host import paths
+from mimic_deployment.runs import registry
+from mimic_deployment.runs.registry import State
 
 
 def launcher_of(record: dict):
-    from .launchers import get_launcher
+    from mimic_deployment.launchers import get_launcher
 
     return get_launcher(record.get("launcher", "local"))
 
@@ -35,7 +36,7 @@ def store_progress(record: dict) -> None:
     the run's last progress too, so that `status` never reads the logs of ended runs again."""
     if record.get("progress"):
         return
-    from .progress import read_progress
+    from mimic_deployment.logs.progress import read_progress
 
     plan = record["plan"]
     progress = read_progress(plan["log_file"], plan["output_dir"], plan["steps"])

@@ -7,12 +7,13 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import procs, registry, tracking
-from .errors import UserError
-from .facts import toolkit_commit
-from .gpus import GpuInfo, is_busy, read_gpus
-from .plan import RunPlan
-from .registry import State
+from mimic_deployment.host import procs
+from mimic_deployment.runs import registry, tracking
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.host.facts import toolkit_commit
+from mimic_deployment.host.gpus import GpuInfo, is_busy, read_gpus
+from mimic_deployment.planning.plan import RunPlan
+from mimic_deployment.runs.registry import State
 
 
 
@@ -93,7 +94,7 @@ def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: li
 
 def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
     """Everything that can be refused is refused before the first name is claimed."""
-    from .launchers import get_launcher
+    from mimic_deployment.launchers import get_launcher
 
     launcher = get_launcher(options.launcher)
     for plan in plans:
@@ -124,7 +125,7 @@ def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
 
 def _preflight(plans: list[RunPlan]) -> None:
     """Dataset availability and compatibility from local metadata, before anything is launched."""
-    from .datasets.prepare import preflight
+    from mimic_deployment.datasets.prepare import preflight
 
     for plan in plans:
         preflight(plan.dataset, plan.policy_type)
@@ -132,7 +133,7 @@ def _preflight(plans: list[RunPlan]) -> None:
 
 def run_foreground(names: list[str], continue_on_failure: bool) -> int:
     """Attached supervisors, one after another (make demo, Slurm batch jobs)."""
-    from .supervisor import Supervisor
+    from mimic_deployment.runs.supervisor import Supervisor
 
     code = 0
     for i, name in enumerate(names):

@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .groups import GroupsConfig, load_groups
-from .lab import LabSettings, load_lab
-from .machines import Machine, load_machines
-from .policies import Policy, load_policies
+from mimic_deployment.config.groups import GroupsConfig, load_groups
+from mimic_deployment.config.lab import LabSettings, load_lab
+from mimic_deployment.config.machines import Machine, load_machines
+from mimic_deployment.config.policies import Policy, load_policies
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Catalog:
         wanted = [n for n in policy_names if n in self.policies and self.policies[n].cameras]
         if not wanted:
             return {}
-        from .datasets.cameras import rename_map
+        from mimic_deployment.datasets.cameras import rename_map
 
         return {name: rename_map(self.policies[name].cameras) for name in wanted}
 

@@ -5,7 +5,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-from .configfile import CONFIG_DIR, Section, load_yaml
+from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
 
 LAB_FILE = CONFIG_DIR / "lab.yaml"
 

@@ -6,8 +6,8 @@ import os
 import time
 from typing import Callable
 
-from . import registry, tracking
-from .registry import State
+from mimic_deployment.runs import registry, tracking
+from mimic_deployment.runs.registry import State
 
 # Rows of ended runs, cached for `status` over many runs (parsing a thousand records costs more
 # than the whole target): runs/.status-rows.json, each row keyed by its record file's identity
@@ -34,7 +34,7 @@ def _progress(record: dict) -> dict:
         return record["progress"]
     if State(record["state"]) is State.QUEUED:
         return {}
-    from .progress import read_progress
+    from mimic_deployment.logs.progress import read_progress
 
     plan = record["plan"]
     return read_progress(plan["log_file"], plan["output_dir"], plan["steps"]).to_dict()
@@ -43,7 +43,7 @@ def _progress(record: dict) -> dict:
 def _gpu_memory(record: dict, per_pid: dict[int, float]) -> float | None:
     if not per_pid or record["state"] != State.RUNNING.value:
         return None
-    from . import procs
+    from mimic_deployment.host import procs
 
     pids = {p.pid for p in procs.run_processes(record.get("supervisor"), None)}
     total = sum(per_pid.get(pid, 0.0) for pid in pids)
@@ -54,7 +54,7 @@ def _slurm_job(record: dict) -> tuple[str, str] | None:
     """(state, reason) of a Slurm run's job, from the one squeue answer status shares."""
     if record.get("launcher") != "slurm" or State(record["state"]).ended:
         return None
-    from .launchers.slurm import job_info
+    from mimic_deployment.launchers.slurm import job_info
 
     return job_info(record)
 

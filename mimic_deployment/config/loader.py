@@ -9,9 +9,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import UserError
+from mimic_deployment.util.errors import UserError
 
-CONFIG_DIR = Path(__file__).resolve().parent / "config"
+CONFIG_DIR = Path(__file__).resolve().parent  # the YAML files live beside the code that loads them
 
 
 def _loader():

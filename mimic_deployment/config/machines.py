@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .configfile import CONFIG_DIR, Section, load_yaml
-from .errors import UserError
-from .gpus import GpuInfo
+from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.host.gpus import GpuInfo
 
 MACHINES_FILE = CONFIG_DIR / "machines.yaml"
 CPU_PROFILE = "cpu"
@@ -61,7 +61,7 @@ def _parse_machine(section: Section, name: str) -> Machine:
     launcher = section.get("launcher", str, "local")
     if launcher not in ("local", "slurm"):
         section.fail(f"'launcher' must be local or slurm, got {launcher!r}")
-    from .slurmconf import check_machine_entry
+    from mimic_deployment.config.slurm import check_machine_entry
 
     slurm = check_machine_entry(section.child("slurm", section.data["slurm"])) if section.data.get("slurm") else {}
     return Machine(

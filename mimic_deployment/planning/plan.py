@@ -11,15 +11,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from .errors import UserError
-from .gpus import GpuInfo
-from .groups import GroupsConfig
-from .lab import LabSettings
-from .machines import Machine, MachineChoice, choose_machine
-from .policies import Policy, get_policy
-from . import slurmconf
-from .paths import last_checkpoint_config
-from .values import hub_offline, parse_bool, parse_count
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.host.gpus import GpuInfo
+from mimic_deployment.config.groups import GroupsConfig
+from mimic_deployment.config.lab import LabSettings
+from mimic_deployment.config.machines import Machine, MachineChoice, choose_machine
+from mimic_deployment.config.policies import Policy, get_policy
+from mimic_deployment.config import slurm as slurmconf
+from mimic_deployment.host.paths import last_checkpoint_config
+from mimic_deployment.util.values import hub_offline, parse_bool, parse_count
 
 # setting -> (flag, env var, smallest allowed value)
 SETTINGS = {

@@ -30,10 +30,10 @@ from pathlib import Path
 from collections import namedtuple
 from collections.abc import Iterator
 
-from .configfile import Section, load_yaml
-from .errors import UserError
+from mimic_deployment.config.loader import Section, load_yaml
+from mimic_deployment.util.errors import UserError
 
-DEFAULT_GROUPS_FILE = Path(__file__).resolve().parent / "dataset_groups.yaml"
+DEFAULT_GROUPS_FILE = Path(__file__).resolve().parent.parent / "dataset_groups.yaml"
 GROUPS_FILE_ENV = "DATASET_GROUPS_FILE"
 GROUP_KEYS = ("description", "datasets", "include", "local")
 

@@ -17,8 +17,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import paths
-from .errors import UserError
+from mimic_deployment.host import paths
+from mimic_deployment.util.errors import UserError
 
 SCHEMA = 1
 RECORD_FILE = "run.json"

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .configfile import CONFIG_DIR, Section, load_yaml
-from .errors import UserError
+from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
+from mimic_deployment.util.errors import UserError
 
 POLICIES_FILE = CONFIG_DIR / "policies.yaml"
 LEROBOT_TYPES = (  # the policy types LeRobot 0.4.4 registers

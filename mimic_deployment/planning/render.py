@@ -5,7 +5,7 @@ import shlex
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 if TYPE_CHECKING:  # the annotation only: `status` renders tables without loading the planner
-    from .plan import RunPlan
+    from mimic_deployment.planning.plan import RunPlan
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Sequence[int] = ()) -> str:
@@ -59,7 +59,7 @@ def dry_run_text(plan: RunPlan) -> str:
     body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
     text = f"{plan.name}\n{body}\n  command:\n    {shell_command(plan.argv, plan.env)}\n"
     if plan.launcher == "slurm":
-        from .launchers.slurm import SCRIPT_FILE, sbatch_script
+        from mimic_deployment.launchers.slurm import SCRIPT_FILE, sbatch_script
 
         script = "\n".join(f"    {line}".rstrip() for line in sbatch_script(plan).splitlines())
         text += f"  sbatch script ({plan.record_dir}/{SCRIPT_FILE}):\n{script}\n"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from .errors import UserError
-from .values import parse_count
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.values import parse_count
 
 LAUNCHERS = ("local", "slurm")
 # setting -> (flag, env var read by sbatch itself or None)

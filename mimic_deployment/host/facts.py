@@ -7,10 +7,10 @@ import socket
 import sys
 from pathlib import Path
 
-from . import paths
-from .gpus import read_gpus
-from .machines import Machine, find_by_hostname
-from .plan import Facts, RunRequest
+from mimic_deployment.host import paths
+from mimic_deployment.host.gpus import read_gpus
+from mimic_deployment.config.machines import Machine, find_by_hostname
+from mimic_deployment.planning.plan import Facts, RunRequest
 
 
 def _bin(name: str) -> str:

@@ -1,0 +1,1 @@
+"""Runs after launch: the record registry, launching, the supervisor, the queue, liveness and status rows."""

@@ -1,0 +1,195 @@
+"""The supervisor: owns one run from its prepare step to its recorded end.
+
+Started detached (own session: survives logout and terminal close) by the local launcher, or
+attached with --foreground (make demo, Slurm batch jobs). It runs the plan's command with
+stdout and stderr going straight to the run's log (append-only), records PIDs with their
+start times, the exit code and the end, and resumes from the last checkpoint after a crash
+when the run allows restarts. Usage: python -m mimic_deployment._entry supervise RUN_NAME
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from mimic_deployment._entry import command_argv
+from mimic_deployment.host import paths, procs
+from mimic_deployment.runs import registry
+from mimic_deployment.planning.plan import RunPlan, resume_argv
+from mimic_deployment.runs.registry import State
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the trainer (preexec): if the supervisor is killed, the kernel sends SIGTERM to it."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+class Supervisor:
+    def __init__(self, name: str, echo: bool = False):
+        self.name = name
+        record = registry.read(name)
+        self.plan = RunPlan.from_dict(record["plan"])
+        self.marker = record["marker"]
+        Path(self.plan.log_file).parent.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.plan.log_file, "ab", buffering=0)
+        self.stop_signal: int | None = None
+        self.trainer: subprocess.Popen | None = None
+        self.echo = echo
+
+    # -- record and log -------------------------------------------------------------------
+    def say(self, message: str) -> None:
+        self.log.write(f"[mimic] {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n".encode())
+
+    def _echo_log(self) -> None:
+        """Foreground on a terminal: show the log as it grows (the log stays the record)."""
+        with open(self.plan.log_file, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            while True:
+                chunk = log.read(65536)
+                if chunk:
+                    sys.stdout.buffer.write(chunk)
+                    sys.stdout.buffer.flush()
+                else:
+                    time.sleep(0.2)
+
+    def update(self, change) -> dict | None:
+        try:
+            return registry.update(self.name, change)
+        except OSError as exc:  # a full disk must not kill the training; the log says what happened
+            self.say(f"could not write the run record: {exc}")
+            return None
+
+    # -- signals ---------------------------------------------------------------------------
+    def _on_signal(self, signum, _frame) -> None:
+        self.stop_signal = signum
+        if self.trainer and self.trainer.poll() is None:
+            try:
+                self.trainer.send_signal(signal.SIGTERM)  # its workers follow it down
+            except ProcessLookupError:
+                pass
+
+    # -- the run ----------------------------------------------------------------------------
+    def run(self, resume_steps: int | None = None) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        os.environ[procs.MARKER_VAR] = self.marker
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        if self.echo:
+            threading.Thread(target=self._echo_log, daemon=True).start()
+        record = self.update(lambda r: registry.advance(
+            r, State.RUNNING, started_at=registry.now(), supervisor=procs.identity(os.getpid())))
+        if record is None or record["state"] != State.RUNNING.value:
+            self.say(f"not starting: the run is {record and record['state']}")
+            return 1
+        kind = record["attempts"][-1]["kind"] if record.get("attempts") else "train"
+        self.say(f"=== {self.name}: attempt {len(record['attempts'])} ({kind}) starting, supervisor pid {os.getpid()} ===")
+        if kind != "resume" and not self.prepare():
+            return 1
+        if not self.wait_for_gpus(record):
+            return self.finish(None)
+        argv = record["attempts"][-1]["argv"]
+        return self.train_loop(argv, record.get("max_restarts", 0))
+
+    def prepare(self) -> bool:
+        """The dataset step: make the plan's dataset folder exist (download, check, merge, link)."""
+        if self.stop_signal:
+            return self.finish(None)
+        cmd = command_argv(sys.executable, "prepare", self.name)
+        self.say("preparing the dataset: " + ", ".join(self.plan.datasets))
+        code = self._run_child(cmd)
+        if code != 0:
+            self.finish(code, reason=None if self._stopping() else "dataset preparation failed (see the log)")
+            return False
+        return True
+
+    def wait_for_gpus(self, record: dict) -> bool:
+        """--wait: hold the start until the run's GPUs are free; False when stopped meanwhile."""
+        devices = record.get("cuda_visible_devices")
+        if not record.get("wait_for_gpus") or not devices:
+            return True
+        from mimic_deployment.host.gpus import wait_until_free
+
+        last_said = [0.0]
+
+        def report(busy) -> None:
+            if time.time() - last_said[0] >= 60:
+                last_said[0] = time.time()
+                self.say("waiting for GPU(s) " + ", ".join(
+                    f"{g.index} ({g.used_gb:.1f} GB used by PID(s) {list(g.processes) or '?'})" for g in busy))
+
+        return wait_until_free({int(i) for i in devices.split(",")}, should_stop=self._stopping, report=report)
+
+    def _stopping(self) -> bool:
+        return bool(self.stop_signal or (registry.read(self.name) or {}).get("stop_requested"))
+
+    def _run_child(self, argv: list[str]) -> int:
+        if self._stopping():  # a stop that came between two children (a restart): start nothing
+            self.stop_signal = self.stop_signal or signal.SIGTERM
+            return -signal.SIGTERM
+        env = {**os.environ, **self.plan.env, **self._gpu_env()}
+        self.trainer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env=env, cwd=self.plan.record_dir, preexec_fn=_die_with_parent)
+        if self.stop_signal:  # it came while the child was starting: the handler saw no child yet
+            self.trainer.send_signal(signal.SIGTERM)
+        self.update(lambda r: r.update(trainer=procs.identity(self.trainer.pid)))
+        while True:
+            try:
+                return self.trainer.wait()
+            except InterruptedError:
+                continue
+
+    def _gpu_env(self) -> dict:
+        record = registry.read(self.name) or {}
+        devices = record.get("cuda_visible_devices")
+        return {"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {}
+
+    def train_loop(self, argv: list[str], max_restarts: int) -> int:
+        restarts = 0
+        while True:
+            self.say("running: " + " ".join(argv))
+            code = self._run_child(argv)
+            self.say(f"trainer exited with code {code}")
+            if code == 0 or self._stopping():
+                return self.finish(code)
+            if restarts < max_restarts and paths.last_checkpoint_config(self.plan.output_dir).exists():
+                restarts += 1
+                self.say(f"restart {restarts} of {max_restarts} starting: resuming from the last checkpoint")
+                self.update(lambda r: r.update(restarts=r.get("restarts", 0) + 1))
+                argv = resume_argv(self.plan)
+                continue
+            return self.finish(code)
+
+    def finish(self, code: int | None, reason: str | None = None) -> int:
+        from mimic_deployment.logs.progress import read_progress
+
+        progress = read_progress(self.plan.log_file, self.plan.output_dir, self.plan.steps)
+        stopped = self.stop_signal is not None or (registry.read(self.name) or {}).get("stop_requested")
+        state = State.STOPPED if stopped else State.FINISHED if code == 0 else State.FAILED
+        if stopped and not reason:
+            reason = "stopped by " + (signal.Signals(self.stop_signal).name if self.stop_signal else "request")
+        if state is State.FAILED and not reason:
+            reason = progress.failure or f"exit code {code}"
+        self.update(lambda r: registry.advance(r, state, ended_at=registry.now(), exit_code=code, reason=reason,
+                                               progress=progress.to_dict(), wandb_url=progress.wandb_url))
+        self.say(f"=== {self.name}: {state.value}" + (f" ({reason})" if reason else "") + " ===")
+        time.sleep(0.3 if self.echo else 0)  # let the echo thread print the last lines
+        return 0 if state is State.FINISHED else (code or 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    return Supervisor(argv[0]).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
