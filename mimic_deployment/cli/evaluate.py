@@ -43,7 +43,7 @@ def _eps(episodes: list[int]) -> str:
 
 
 def render(report: dict) -> str:
-    from mimic_deployment.planning.render import table
+    from mimic_deployment.util.table import table
 
     ov = report["overall"]
     norm = f"  (MSE / dataset variance {ov['mse_normalized']:.4g})" if "mse_normalized" in ov else ""

@@ -13,7 +13,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimic_deployment.planning.render import table
+    from mimic_deployment.util.table import table
     from mimic_deployment.runs.view import collect_rows, fmt_duration, step_text
 
     rows = collect_rows()[0]

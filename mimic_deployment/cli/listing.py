@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from mimic_deployment.planning.render import table
+from mimic_deployment.util.table import table
 
 
 def show(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ def to_json(rows: list[dict]) -> str:
 
 
 def render(rows: list[dict], hidden: int) -> str:
-    from mimic_deployment.planning.render import table
+    from mimic_deployment.util.table import table
     from mimic_deployment.runs.view import fmt_duration, step_text
 
     if not rows:

@@ -67,7 +67,7 @@ def _num(value, fmt: str = "{:.4g}") -> str:
 
 
 def table(summaries: list[RunSummary]) -> str:
-    from mimic_deployment.planning.render import table as render_table
+    from mimic_deployment.util.table import table as render_table
 
     rows = []
     for s in summaries:

@@ -94,7 +94,7 @@ def sbatch_directives(plan: RunPlan) -> list[str]:
 
 
 def _comment_command(argv: list[str]) -> str:
-    from mimic_deployment.planning.render import shell_command
+    from mimic_deployment.util.shell import shell_command
 
     return shell_command(argv, indent="#   ")
 

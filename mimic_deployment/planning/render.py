@@ -1,32 +1,12 @@
-"""Plain-text rendering: dry-run plans, tables. No rich here: these are on the fast path."""
+"""Dry-run text of a plan: what would run, where each value came from, and the exact command."""
 from __future__ import annotations
 
-import shlex
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from mimic_deployment.util.shell import shell_command
 
 if TYPE_CHECKING:  # the annotation only: `status` renders tables without loading the planner
     from mimic_deployment.planning.plan import RunPlan
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Sequence[int] = ()) -> str:
-    """Aligned columns, two spaces apart; columns in `right` are right-aligned."""
-    rows = [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells):
-        out = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(out).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, rows)])
-
-
-def shell_command(argv: Sequence[str], env: dict | None = None, indent: str = "    ") -> str:
-    """A copy-pasteable command, one flag per line."""
-    head = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
-    first_flag = next((i for i, a in enumerate(argv) if a.startswith("--dataset.") or a.startswith("--config_path")), len(argv))
-    lines = [" ".join(head + [shlex.quote(a) for a in argv[:first_flag]])]
-    lines += [shlex.quote(a) for a in argv[first_flag:]]
-    return (" \\\n" + indent + "  ").join(lines)
 
 
 def _datasets_line(plan: RunPlan, indent: str) -> str:

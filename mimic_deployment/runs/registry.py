@@ -11,13 +11,13 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import time
 from enum import Enum
 from pathlib import Path
 from typing import Callable, Iterator
 
 from mimic_deployment.host import paths
+from mimic_deployment.util.atomic import atomic_write_json
 from mimic_deployment.util.errors import UserError
 
 SCHEMA = 1
@@ -57,21 +57,6 @@ def now() -> float:
 def scrub_env(env: dict) -> dict:
     """Never store an HF or W&B token (or anything that looks like a secret)."""
     return {k: v for k, v in env.items() if not any(word in k.upper() for word in SECRET_WORDS)}
-
-
-def atomic_write_json(path: Path, data: dict, indent: int | None = 2) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=indent, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read(name: str) -> dict | None:

@@ -8,6 +8,7 @@ from typing import Callable
 
 from mimic_deployment.runs import registry, tracking
 from mimic_deployment.runs.registry import State
+from mimic_deployment.util.atomic import atomic_write_json
 
 # Rows of ended runs, cached for `status` over many runs (parsing a thousand records costs more
 # than the whole target): runs/.status-rows.json, each row keyed by its record file's identity
@@ -151,7 +152,7 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
                 rows.append(row)
     if kept != cache:
         try:
-            registry.atomic_write_json(registry.runs_dir() / ROW_CACHE, {"version": version, "rows": kept},
+            atomic_write_json(registry.runs_dir() / ROW_CACHE, {"version": version, "rows": kept},
                                        indent=None)
         except OSError:  # read-only outputs: no cache, same answer
             pass
