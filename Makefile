@@ -12,7 +12,7 @@ DEMO_LEROBOT_ARGS ?= --policy.pretrained_backbone_weights=null --policy.dim_mode
 	--policy.dim_feedforward=256 --policy.n_encoder_layers=1 --policy.n_decoder_layers=1 \
 	--policy.chunk_size=10 --policy.n_action_steps=10 --log_freq=2
 
-.PHONY: env demo test slurm bench clean-outputs
+.PHONY: env demo test lint slurm bench clean-outputs
 
 env:
 	@$(PYTHON) scripts/ensure_env.py
@@ -25,7 +25,12 @@ demo: env
 slurm:
 	@bash scripts/install_slurm.sh
 
-test: env slurm
+# Lint first: a style or type error fails fast, before the slow suite.
+lint: env
+	$(PY) -m ruff check mimic_deployment tests benchmarks scripts
+	$(PY) -m mypy mimic_deployment
+
+test: env slurm lint
 	$(PY) -m pytest
 
 bench: env

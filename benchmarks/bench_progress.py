@@ -112,7 +112,8 @@ def main() -> int:
         python_ms = median_ms(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True, env=env),
                               args.python_runs)
         import_ms = median_ms(
-            lambda: subprocess.run([sys.executable, "-c", "import mimic_deployment.logs.progress"], check=True, env=env),
+            lambda: subprocess.run([sys.executable, "-c", "import mimic_deployment.logs.progress"],
+                                   check=True, env=env),
             max(5, args.python_runs // 2),
         )
         print(f"python -c pass: median {python_ms:.1f} ms ({args.python_runs} runs)")

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from mimic_deployment.logs.progress import Progress  # noqa: E402
-from mimic_deployment.runs.registry import atomic_write_json  # noqa: E402
+from mimic_deployment.util.atomic import atomic_write_json  # noqa: E402
 
 TARGET_MS = 300
 DAY = 86400.0
@@ -66,7 +66,7 @@ def write_running_log(path: Path, name: str, steps: int, at_step: int, now: floa
     """A log as a live run has it: supervisor header, config dump, cfg.steps, W&B link, then step
     lines (log_freq 200) and checkpoint lines up to `at_step`, padded with warnings to `size_mb`."""
     lines = [f"[mimic] 2026-11-20 10:00:00 === {name}: attempt 1 (train) starting, supervisor pid 1 ===\n",
-             "INFO 2026-11-20 10:00:05 ot_train.py:197 {'batch_size': 32, 'log_freq': 200, 'steps': %d}\n" % steps,
+             f"INFO 2026-11-20 10:00:05 ot_train.py:197 {{'batch_size': 32, 'log_freq': 200, 'steps': {steps}}}\n",
              f"INFO 2026-11-20 10:00:05 ot_train.py:203 cfg.steps={steps} ({steps // 1000}K)\n",
              f"wandb: Track this run --> https://wandb.ai/mimic/lerobot/runs/{name}\n"]
     n_lines = max(1, at_step // 200)
@@ -182,8 +182,9 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items()
            if k not in ("COMPUTER", "DATASET_GROUP", "LEROBOT_TRAIN", "PYTHONDONTWRITEBYTECODE")}
     # bytecode cached as in normal use (a sandbox may set PYTHONDONTWRITEBYTECODE), kept out of the repo
-    env.update(PYTHONPYCACHEPREFIX=str(tmp / "pycache"), PYTHONPATH=str(REPO), MIMIC_OUTPUTS=str(outputs), HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf"),
-               HF_LEROBOT_HOME=str(tmp / "lerobot"), MIMIC_MERGED_HOME=str(tmp / "merged"))
+    env.update(PYTHONPYCACHEPREFIX=str(tmp / "pycache"), PYTHONPATH=str(REPO), MIMIC_OUTPUTS=str(outputs),
+               HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf"), HF_LEROBOT_HOME=str(tmp / "lerobot"),
+               MIMIC_MERGED_HOME=str(tmp / "merged"))
     sleeper = subprocess.Popen(["sleep", "3600"])  # the live "supervisor" of the running runs
     try:
         import psutil
@@ -223,8 +224,8 @@ def main() -> int:
             print(prof.stdout[prof.stdout.index("   Ordered by"):][:4000])
             imports = subprocess.run(py + ["-X", "importtime", "-m", "mimic_deployment", "status", "--all", "--json"],
                                      env=env, capture_output=True, text=True, cwd=REPO).stderr.splitlines()
-            top = sorted((ln for ln in imports if ln.startswith("import time:") and "|" in ln and "cumulative" not in ln),
-                         key=lambda ln: -int(ln.split("|")[1]))[:8]
+            timings = [ln for ln in imports if ln.startswith("import time:") and "|" in ln and "cumulative" not in ln]
+            top = sorted(timings, key=lambda ln: -int(ln.split("|")[1]))[:8]
             print("slowest imports (cumulative us):\n" + "\n".join(top))
         worst = max(results["status --all --json"], results["status"])
         verdict = "OK" if worst <= TARGET_MS else "MISSED"

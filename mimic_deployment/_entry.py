@@ -43,11 +43,6 @@ def slurm_job(args: list[str]) -> int:
 COMMANDS = {"supervise": supervise, "queue": queue, "prepare": prepare, "slurm-job": slurm_job}
 
 
-def command_argv(python: str, command: str, *args: str) -> list[str]:
-    """The argv that runs `command` through this entry point (what detached spawns use)."""
-    return [python, "-m", __name__, command, *args]
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in COMMANDS or len(argv) < 2:

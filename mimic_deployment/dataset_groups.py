@@ -66,7 +66,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="dataset_groups.py", description="Print the dataset repo ids of dataset groups.",
+    parser = _Parser(prog="dataset_groups.py", allow_abbrev=False,  # `--form` must not mean --format
+                     description="Print the dataset repo ids of dataset groups.",
                      epilog="Groups file: --config PATH, else $DATASET_GROUPS_FILE, else the "
                             "dataset_groups.yaml beside this script.")
     parser.add_argument("groups", nargs="*", metavar="GROUP", help="group names; ids are merged in order, once each")

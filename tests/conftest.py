@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_MANAGER = REPO / "mimic_deployment" / "train_manager.sh"
 FAKE_TRAINER = REPO / "tests" / "fake_trainer.py"
-LAB_GROUPS = REPO.parent / "shared" / "reference" / "lab-groups"
+LAB_GROUPS = REPO / "tests" / "fixtures" / "lab-groups"
 
 # Env vars of the toolkit that a developer's shell may have set: tests start from none of them.
 TOOLKIT_VARS = ("BATCH_SIZE", "NUM_WORKERS", "STEPS", "SAVE_FREQ", "COMPUTER", "DATASET_GROUP", "NUM_GPUS",

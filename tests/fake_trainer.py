@@ -37,7 +37,8 @@ def main() -> int:
     if args.get("resume") == "true":
         cfg = json.loads(Path(args["config_path"]).read_text())
         cfg.update({k: v for k, v in args.items() if k == "steps"})
-        start = json.loads((Path(args["config_path"]).parents[1] / "training_state" / "training_step.json").read_text())["step"]
+        step_file = Path(args["config_path"]).parents[1] / "training_state" / "training_step.json"
+        start = json.loads(step_file.read_text())["step"]
     else:
         cfg = args
         if Path(cfg["output_dir"]).exists():
@@ -58,7 +59,8 @@ def main() -> int:
     crash_now = crash_at and (start == 0 or os.environ.get("FAKE_CRASH_ALWAYS"))
     for step in range(start + 1, steps + 1):
         time.sleep(float(os.environ.get("FAKE_STEP_SECONDS", "0.05")))
-        log(f"step:{step} smpl:{step * 2} ep:0 epch:0.01 loss:{10 / step:.3f} grdn:1.0 lr:1.0e-05 updt_s:0.01 data_s:0.00")
+        log(f"step:{step} smpl:{step * 2} ep:0 epch:0.01 loss:{10 / step:.3f} "
+            "grdn:1.0 lr:1.0e-05 updt_s:0.01 data_s:0.00")
         if crash_now and step == crash_at:
             print("Traceback (most recent call last):\nRuntimeError: simulated crash", file=sys.stderr, flush=True)
             return 1

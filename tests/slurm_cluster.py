@@ -131,14 +131,14 @@ class SlurmCluster:
         self.extra_env: dict[str, str] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         self.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self) -> "SlurmCluster":
+    def start(self) -> SlurmCluster:
         missing = missing_binaries()
         if missing:
             raise SlurmClusterError(f"Slurm binaries missing: {', '.join(missing)} "
@@ -170,7 +170,7 @@ class SlurmCluster:
         return self
 
     def _spawn(self, name: str, argv: list) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.out", "ab")
+        log = open(self.log_dir / f"{name}.out", "ab")  # noqa: SIM115  (the daemon's output while it lives; closed in stop())
         self._logs.append(log)
         proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=self.env, start_new_session=True)

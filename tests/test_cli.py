@@ -83,10 +83,10 @@ def assert_user_error(result: subprocess.CompletedProcess, env: dict, *needles: 
 
 def table_rows(text: str) -> tuple[list[str], list[list[str]]]:
     """A table printed by render.table: header, dashes, rows (columns two spaces apart)."""
-    lines = [l for l in text.splitlines() if l.strip()]
+    lines = [line for line in text.splitlines() if line.strip()]
     header = re.split(r"\s{2,}", lines[0].strip())
     assert set(lines[1].replace(" ", "")) == {"-"}
-    rows = [re.split(r"\s{2,}", l.strip()) for l in lines[2:] if not l.startswith("(")]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2:] if not line.startswith("(")]
     return header, rows
 
 
@@ -213,7 +213,8 @@ def test_dry_run_text_six_policies_two_groups(toolkit_env, tmp_path):
     dumper = tmp_path / "lerobot-train"
     dumper.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
                       "with open(os.environ['DUMP'], 'a') as f:\n"
-                      "    f.write(json.dumps({'argv': sys.argv, 'unbuffered': os.environ.get('PYTHONUNBUFFERED')}) + '\\n')\n")
+                      "    f.write(json.dumps({'argv': sys.argv,\n"
+                      "                        'unbuffered': os.environ.get('PYTHONUNBUFFERED')}) + '\\n')\n")
     dumper.chmod(0o755)
     toolkit_env["LEROBOT_TRAIN"] = str(dumper)
     cli_args = ("--policy", ",".join(POLICIES), "--dataset-group", "high_quality,mobile")
@@ -224,7 +225,7 @@ def test_dry_run_text_six_policies_two_groups(toolkit_env, tmp_path):
     sections, commands = sections_of(text), commands_of(text)
     expected_names = [f"{p}_jupiter_{g}" for p in POLICIES for g in ("high_quality", "mobile")]
     assert list(plans) == expected_names
-    assert [n for n in sections] == expected_names
+    assert list(sections) == expected_names
     assert "12 run(s), nothing launched" in text
     out = Path(env["MIMIC_OUTPUTS"])
     for policy in POLICIES:
@@ -260,7 +261,7 @@ def test_dry_run_json_keys(toolkit_env):
     plans = plans_json(toolkit_env, "--policy", ",".join(POLICIES), "--dataset-group", "high_quality,demo")
     assert len(plans) == 12
     for plan in plans:
-        assert JSON_KEYS <= set(plan), JSON_KEYS - set(plan)
+        assert set(plan) >= JSON_KEYS, JSON_KEYS - set(plan)
         assert plan["name"] == f"{plan['policy']}_{plan['computer']}_{plan['group']}"
         assert all(re.match(r"^--[A-Za-z0-9_.]+=", a) for a in plan["argv"][1:]
                    if plan["argv"][0].endswith("lerobot-train"))
@@ -388,7 +389,7 @@ def test_dataset_groups_script_list(toolkit_env):
                             env=toolkit_env, capture_output=True, text=True, cwd=REPO, timeout=60)
     lines = ok(result).splitlines()
     assert len(lines) == 27 == len(set(lines))
-    assert all(re.match(r"^[\w.-]+/[\w.-]+$", l) for l in lines)
+    assert all(re.match(r"^[\w.-]+/[\w.-]+$", line) for line in lines)
     assert MOBILE in lines
 
 
@@ -422,6 +423,10 @@ CONFLICT = "groups:\n  a:\n<<<<<<< HEAD\n    - x/y\n=======\n    - x/z\n>>>>>>> 
     (("--policy", "act,act", "--dataset-group", "demo"), {}, ("twice",)),
     (("--policy", "act"), {}, ("dataset group",)),
     (("--policy", "act", "--dataset-group", "demo", "--no-such-flag"), {}, ("--no-such-flag",)),
+    # no abbreviations: `--step` is not --steps, and `--dataset` names no flag (not an "ambiguous" one)
+    (("--policy", "act", "--dataset-group", "demo", "--step", "5"), {}, ("unrecognized", "--step 5")),
+    (("--policy", "act", "--dataset", "demo"), {}, ("unrecognized", "--dataset demo")),
+    (("--policy", "act", "--dataset-group", "demo", "--launch", "slurm"), {}, ("unrecognized", "--launch")),
 ])
 def test_bad_input_is_one_line_exit_2(toolkit_env, tmp_path, args, env, needles, dry_run):
     env = dict(env)
@@ -446,6 +451,12 @@ def test_conflicted_groups_file_breaks_list_groups_cleanly(toolkit_env, tmp_path
     conflict.write_text(CONFLICT)
     result = run_cli(toolkit_env, "--list-groups", DATASET_GROUPS_FILE=str(conflict))
     assert_user_error(result, toolkit_env, str(conflict), "line 3")
+
+
+def test_dataset_groups_script_takes_no_abbreviation(toolkit_env):
+    result = subprocess.run([sys.executable, str(GROUPS_SCRIPT), "demo", "--form", "json"], env=toolkit_env,
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert_user_error(result, toolkit_env, "unrecognized", "--form")
 
 
 def test_dataset_groups_script_unknown_group(toolkit_env):

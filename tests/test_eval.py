@@ -126,7 +126,10 @@ def test_bad_eval_dataset_is_one_line_exit_2(eval_env, repo_id):
                                        ("RESET_TIME_S", "x")])
 def test_bad_numbers_are_one_line_exit_2(eval_env, var, value):
     out = eval_sh(eval_env, "act", "--dry-run", MODEL_PATH="lerobot/act_x", EVAL_DATASET="ns/eval_x", **{var: value})
-    assert var in one_line_error(out)
+    flag = "--" + var.lower().replace("_", "-")
+    assert f"{flag}/{var}" in one_line_error(out)  # the flag and the env var together: either sets it
+    out = eval_sh(eval_env, "act", "--dry-run", flag, value, MODEL_PATH="lerobot/act_x", EVAL_DATASET="ns/eval_x")
+    assert f"{flag}/{var}" in one_line_error(out)
 
 
 def test_eval_sh_finds_the_repo_from_anywhere(eval_env, tmp_path):
@@ -288,7 +291,8 @@ def test_default_episodes_are_the_held_out_ones():
     from mimic_deployment.evaluation.runs import Model
 
     data = EvalDataset(repo_id="ns/d", root=Path("/data/ns/d"), group="g", how="test")
-    subset = Model(spec="x", path="/x", local=True, train_config={"dataset": {"repo_id": "ns/d", "episodes": [0, 1, 2]}})
+    subset = Model(spec="x", path="/x", local=True,
+                   train_config={"dataset": {"repo_id": "ns/d", "episodes": [0, 1, 2]}})
     assert choose_episodes(None, 5, subset, data) == ([3, 4], True, "not in the checkpoint's training episodes")
     everything = Model(spec="x", path="/x", local=True, train_config={"dataset": {"repo_id": "ns/d", "episodes": None}})
     episodes, held_out, _ = choose_episodes(None, 12, everything, data)
@@ -353,7 +357,8 @@ def test_record_argv_parses_with_lerobot_for_the_default_robot(trained, lerobot_
                   EVAL_DATASET="Mimic-Robotics/eval_act_demo", NUM_EPISODES="2", EPISODE_TIME_S="20")
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
-    ckpt = Path(trained["records"]["act_cpu_demo_s8"]["plan"]["output_dir"]) / "checkpoints" / "last" / "pretrained_model"
+    output_dir = Path(trained["records"]["act_cpu_demo_s8"]["plan"]["output_dir"])
+    ckpt = output_dir / "checkpoints" / "last" / "pretrained_model"
     assert plan["model"] == str(ckpt) and plan["checkpoint_step"] == 8
     parsed = lerobot_parse(plan["argv"][1:])
     assert parsed["robot"]["type"] == "bi_so_follower" and parsed["robot"]["id"] == "mimic_follower"

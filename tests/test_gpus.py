@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from mimic_deployment.util.errors import UserError
 from mimic_deployment.host.gpus import GpuInfo, is_busy, wait_until_free
-from mimic_deployment.runs.launch import LaunchOptions, assign_gpus
 from mimic_deployment.planning.plan import RunPlan
+from mimic_deployment.runs.launch import LaunchOptions, assign_gpus
+from mimic_deployment.util.errors import UserError
 
 FREE = GpuInfo(0, "RTX 3090 Ti", 24.0, 0.3, ())
 
@@ -40,7 +40,7 @@ def test_wait_until_free_gives_up_when_stopped():
 
 
 def _plan(num_gpus: int) -> RunPlan:
-    fields = {k: None for k in RunPlan.__dataclass_fields__}
+    fields = dict.fromkeys(RunPlan.__dataclass_fields__)
     fields.update(name="r", device="cuda", num_gpus=num_gpus)
     return RunPlan(**fields)
 

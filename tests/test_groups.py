@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from mimic_deployment import dataset_groups
+from mimic_deployment.config.groups import DEFAULT_GROUPS_FILE, lint_groups_file, load_groups
 from mimic_deployment.util.errors import UserError
-from mimic_deployment.config.groups import DEFAULT_GROUPS_FILE, load_groups, lint_groups_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# CI clones the repo with shared/ beside it, as on the lab machines.
-LAB_GROUPS = REPO_ROOT.parent / "shared" / "reference" / "lab-groups"
+# Copies of a lab's real groups files, kept in the repo so that any clone can run these tests.
+LAB_GROUPS = REPO_ROOT / "tests" / "fixtures" / "lab-groups"
 LAB_FILES = sorted(LAB_GROUPS.glob("*.yaml"))
 SCRIPT = REPO_ROOT / "mimic_deployment" / "dataset_groups.py"
 

@@ -83,7 +83,13 @@ def checkpoints(env: dict, name: str) -> list[str]:
 
 
 def write_record(env: dict, name: str, record: dict) -> None:
+    """Write run.json by hand. Schema 2: the outcome fields at the top level are a derived copy of
+    the current attempt's, so an edit of them is made where the registry reads it."""
     path = Path(env["MIMIC_OUTPUTS"]) / "runs" / name / "run.json"
+    record = json.loads(json.dumps(record))
+    for key in ("state", "started_at", "ended_at", "exit_code", "reason"):
+        if key in record:
+            record["attempts"][-1][key] = record[key]
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     os.replace(tmp, path)
@@ -123,7 +129,7 @@ def test_launch_is_detached_fast_and_finishes_with_a_full_record(env):
     final = wait_state(env, name, "finished", timeout=60)
     assert (final["step"], final["total_steps"]) == (20, 20)
     assert final["exit_code"] == 0 and final["loss"] == pytest.approx(0.5)
-    assert STATUS_KEYS <= set(final) and final["launcher"] == "local"
+    assert set(final) >= STATUS_KEYS and final["launcher"] == "local"
     assert final["log_file"] == rec["plan"]["log_file"] and final["output_dir"] == rec["plan"]["output_dir"]
     assert checkpoints(env, name) == ["000005", "000010", "000015", "000020"]
     assert os.readlink(Path(final["output_dir"]) / "checkpoints" / "last") == "000020"
@@ -286,7 +292,7 @@ def test_a_stop_recorded_before_a_crash_is_not_followed_by_a_restart(env):
     wait_step(env, name, 10)
     record_file = Path(env["MIMIC_OUTPUTS"]) / "runs" / name / "run.json"
     subprocess.run([sys.executable, "-c", "import sys; from mimic_deployment.runs import registry; "
-                    "registry.update(sys.argv[1], lambda r: r.update(stop_requested=True))", name],
+                    "registry.update(sys.argv[1], lambda r: setattr(r, 'stop_requested', True))", name],
                    env=env, check=True, cwd=REPO)
     assert json.loads(record_file.read_text())["stop_requested"] is True
     final = wait_state(env, name, ("finished", "failed", "stopped", "lost"))
@@ -645,3 +651,37 @@ def test_resume_of_a_run_from_a_queue_is_its_own_run(env):
     final = wait_state(env, names[0], ("finished", "failed", "stopped", "lost"))
     assert final["state"] == "finished" and final["step"] == 20
     assert [row(env, n)["state"] for n in names[1:]] == ["stopped", "stopped"]  # not woken up
+
+
+def test_a_stop_before_the_prepare_step_ends_the_run_once_and_starts_no_trainer(env):
+    """SIGTERM reaches the supervisor before its prepare step (held on the record's lock here):
+    one `stopped` end, no `running:` line, no trainer."""
+    import fcntl
+
+    name = "act_cpu_one"
+    run_dir = Path(env["MIMIC_OUTPUTS"]) / "runs" / name
+    proc = subprocess.Popen([str(TRAIN_MANAGER), "--policy", "act", "--dataset-group", "one", "--steps", "20"],
+                            env={**env, **FAST}, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(run_dir.is_dir, 30, 0.001, "the run's record folder")
+    with open(run_dir / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the supervisor's first record update waits for it
+        marker = wait_for(lambda: (run_dir / "run.json").exists() and read_record(env, name)["marker"], 30)
+
+        def blocked_supervisor():
+            for pid in marked_pids(marker):
+                try:
+                    if "lock" in Path(f"/proc/{pid}/wchan").read_text():
+                        return pid
+                except OSError:
+                    continue
+            return None
+
+        pid = wait_for(blocked_supervisor, 30, 0.05, "the supervisor waiting on the record's lock")
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(0.3)
+    proc.communicate(timeout=60)
+    final = wait_state(env, name, "stopped", timeout=30)
+    log = log_text(env, name)
+    assert log.count(f"=== {name}: stopped") == 1, log
+    assert "running: " not in log and "preparing the dataset" not in log, log
+    assert final["exit_code"] is None and marked_pids(marker) == []

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mimic_deployment.util.errors import UserError
-from mimic_deployment.host.gpus import GpuInfo
 from mimic_deployment.config.groups import DEFAULT_GROUPS_FILE, load_groups
 from mimic_deployment.config.lab import load_lab
 from mimic_deployment.config.machines import load_machines
-from mimic_deployment.planning.plan import Facts, RunRequest, build_plans, resume_argv
 from mimic_deployment.config.policies import load_policies
+from mimic_deployment.host.gpus import GpuInfo
+from mimic_deployment.planning.plan import Facts, RunRequest, build_plans, resume_argv
+from mimic_deployment.util.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "mimic_deployment" / "config"
@@ -94,7 +94,7 @@ def test_reference_batch_sizes_per_machine(policy, index, machine):
     plan = plan_one(policy, computer=machine)
     assert plan.computer == machine
     assert plan.batch_size == REFERENCE_BATCH[policy][index]
-    assert plan.sources["batch_size"] == f"machine {machine}"
+    assert str(plan.sources["batch_size"]) == f"machine {machine}"
     assert flag_values(plan.argv)["batch_size"] == str(REFERENCE_BATCH[policy][index])
 
 
@@ -102,7 +102,7 @@ def test_reference_batch_sizes_per_machine(policy, index, machine):
 def test_reference_default_steps(policy):
     plan = plan_one(policy, computer="odin")
     assert plan.steps == REFERENCE_STEPS[policy]
-    assert plan.sources["steps"] == f"policy {policy} default"
+    assert str(plan.sources["steps"]) == f"policy {policy} default"
     assert plan.save_freq == RAW_POLICIES[policy]["save_freq"]
     assert flag_values(plan.argv)["steps"] == str(REFERENCE_STEPS[policy])
 
@@ -112,17 +112,18 @@ def test_reference_default_steps(policy):
 def test_batch_size_precedence_flag_env_machine_policy():
     # flag beats env beats machine
     plan = plan_one("act", computer="odin", env={"BATCH_SIZE": "5"}, flags={"batch_size": "3"})
-    assert (plan.batch_size, plan.sources["batch_size"]) == (3, "flag --batch-size")
+    assert (plan.batch_size, str(plan.sources["batch_size"])) == (3, "flag --batch-size")
     plan = plan_one("act", computer="odin", env={"BATCH_SIZE": "5"})
-    assert (plan.batch_size, plan.sources["batch_size"]) == (5, "env BATCH_SIZE")
+    assert (plan.batch_size, str(plan.sources["batch_size"])) == (5, "env BATCH_SIZE")
     plan = plan_one("act", computer="odin")
-    assert (plan.batch_size, plan.sources["batch_size"]) == (8, "machine odin")
+    assert (plan.batch_size, str(plan.sources["batch_size"])) == (8, "machine odin")
     # an unknown host whose GPU is smaller than every known machine: the policy's own default
     plan = plan_one("act", gpus=gpu_list(7.6), hostname="tiny")
-    assert (plan.batch_size, plan.sources["batch_size"]) == (RAW_POLICIES["act"]["batch_size"], "policy act default")
+    assert (plan.batch_size, str(plan.sources["batch_size"])) == (RAW_POLICIES["act"]["batch_size"],
+                                                                  "policy act default")
     # an empty env var counts as unset
     plan = plan_one("act", computer="odin", env={"BATCH_SIZE": ""})
-    assert plan.sources["batch_size"] == "machine odin"
+    assert str(plan.sources["batch_size"]) == "machine odin"
 
 
 @pytest.mark.parametrize("setting,flag,var", [
@@ -130,25 +131,27 @@ def test_batch_size_precedence_flag_env_machine_policy():
 ])
 def test_steps_and_save_freq_precedence(setting, flag, var):
     plan = plan_one("xvla", computer="jupiter", env={var: "777"}, flags={setting: "555"})
-    assert (getattr(plan, setting), plan.sources[setting]) == (555, f"flag {flag}")
+    assert (getattr(plan, setting), str(plan.sources[setting])) == (555, f"flag {flag}")
     assert flag_values(plan.argv)[setting] == "555"
     plan = plan_one("xvla", computer="jupiter", env={var: "777"})
-    assert (getattr(plan, setting), plan.sources[setting]) == (777, f"env {var}")
+    assert (getattr(plan, setting), str(plan.sources[setting])) == (777, f"env {var}")
     assert flag_values(plan.argv)[setting] == "777"
     plan = plan_one("xvla", computer="jupiter")
-    assert (getattr(plan, setting), plan.sources[setting]) == (RAW_POLICIES["xvla"][setting], "policy xvla default")
+    assert (getattr(plan, setting), str(plan.sources[setting])) == (RAW_POLICIES["xvla"][setting],
+                                                                    "policy xvla default")
 
 
 def test_num_workers_precedence():
     plan = plan_one("act", computer="mathias", env={"NUM_WORKERS": "11"}, flags={"num_workers": "0"})
-    assert (plan.num_workers, plan.sources["num_workers"]) == (0, "flag --num-workers")  # 0 is allowed
+    assert (plan.num_workers, str(plan.sources["num_workers"])) == (0, "flag --num-workers")  # 0 is allowed
     plan = plan_one("act", computer="mathias", env={"NUM_WORKERS": "11"})
-    assert (plan.num_workers, plan.sources["num_workers"]) == (11, "env NUM_WORKERS")
+    assert (plan.num_workers, str(plan.sources["num_workers"])) == (11, "env NUM_WORKERS")
     plan = plan_one("act", computer="mathias")
-    assert (plan.num_workers, plan.sources["num_workers"]) == (RAW_MACHINES["mathias"]["num_workers"], "machine mathias")
+    assert (plan.num_workers, str(plan.sources["num_workers"])) == (RAW_MACHINES["mathias"]["num_workers"],
+                                                                    "machine mathias")
     # a host profiled from a GPU smaller than every machine has no machine value: the policy default
     plan = plan_one("act", hostname="tiny", gpus=gpu_list(7.6))
-    assert plan.sources["num_workers"] == "policy act default"
+    assert str(plan.sources["num_workers"]) == "policy act default"
     assert plan.num_workers == (RAW_POLICIES["act"].get("num_workers") or 4)  # LeRobot's own default is 4
     assert flag_values(plan.argv)["num_workers"] == str(plan.num_workers)
 
@@ -218,7 +221,7 @@ def test_unknown_host_8gb_card_takes_policy_defaults():
     for policy in POLICIES:
         plan = plan_one(policy, hostname="small", gpus=gpu_list(7.8))
         assert plan.batch_size == RAW_POLICIES[policy]["batch_size"], policy
-        assert plan.sources["batch_size"] == f"policy {policy} default"
+        assert str(plan.sources["batch_size"]) == f"policy {policy} default"
         assert plan.device == "cuda"
     assert "small" in plan.computer_reason and "smaller than every known machine" in plan.computer_reason
 
@@ -297,7 +300,7 @@ def test_groot_two_gpus_uses_accelerate():
                                         ({"flags": {"num_gpus": "1"}}, "flag --num-gpus")])
 def test_num_gpus_1_is_not_overwritten_by_detection(how, source):
     plan = plan_one("groot", hostname="box2", gpus=gpu_list(11.7, 11.7), **how)
-    assert plan.num_gpus == 1 and plan.sources["num_gpus"] == source
+    assert plan.num_gpus == 1 and str(plan.sources["num_gpus"]) == source
     assert plan.argv[0] == LEROBOT_TRAIN
     assert ACCELERATE not in plan.argv and "--multi_gpu" not in plan.argv
 
@@ -465,9 +468,9 @@ def test_policy_type_or_path(policy):
 
 def test_base_model_override_flag_and_env():
     p = plan_one("xvla", computer="odin", env={"BASE_MODEL": "/models/env"})
-    assert flag_values(p.argv)["policy.path"] == "/models/env" and p.sources["base_model"] == "env BASE_MODEL"
+    assert flag_values(p.argv)["policy.path"] == "/models/env" and str(p.sources["base_model"]) == "env BASE_MODEL"
     p = plan_one("xvla", computer="odin", env={"BASE_MODEL": "/models/env"}, base_model="/models/flag")
-    assert flag_values(p.argv)["policy.path"] == "/models/flag" and p.sources["base_model"] == "flag --base-model"
+    assert flag_values(p.argv)["policy.path"] == "/models/flag" and str(p.sources["base_model"]) == "flag --base-model"
     p = plan_one("groot", computer="odin", base_model="/models/groot")
     v = flag_values(p.argv)
     assert v["policy.base_model_path"] == "/models/groot" and v["policy.type"] == "groot"
@@ -586,3 +589,56 @@ def test_multi_gpu_command_text_parses_back():
     command = text.split("  command:\n", 1)[1]
     assert shlex.split(command.replace("\\\n", "")) == ["PYTHONUNBUFFERED=1", *plan.argv]
     assert "box2" in text and "2 (policy groot: all GPUs of box2)" in text
+
+
+# ---------------------------------------------------------------- typed sources, records, the dataset spec
+
+def test_sources_are_typed_and_logic_reads_their_kind():
+    from mimic_deployment.util.settings import SourceKind
+
+    p = plan_one(computer="odin", flags={"steps": "9"}, env={"BATCH_SIZE": "5"})
+    kinds = {k: p.sources[k].kind for k in ("steps", "batch_size", "num_workers", "save_freq")}
+    assert kinds == {"steps": SourceKind.FLAG, "batch_size": SourceKind.ENV, "num_workers": SourceKind.MACHINE,
+                     "save_freq": SourceKind.POLICY}
+    assert (p.sources["steps"].name, p.sources["batch_size"].name) == ("--steps", "BATCH_SIZE")
+    assert p.sources["steps"].from_user and not p.sources["num_workers"].from_user
+    # in the record (and --dry-run --json) each source is today's text
+    assert p.to_dict()["sources"]["steps"] == "flag --steps"
+    assert json.loads(json.dumps(p.to_dict()))["sources"]["batch_size"] == "env BATCH_SIZE"
+
+
+def test_a_plan_written_by_the_previous_toolkit_loads():
+    from mimic_deployment.planning.plan import RunPlan
+
+    data = json.loads((REPO / "tests" / "fixtures" / "plan_v1.json").read_text())  # /tmp/baseline's dry-run --json
+    plan = RunPlan.from_dict(data)
+    assert plan.name == data["name"] and plan.argv == data["argv"]
+    assert str(plan.sources["batch_size"]) == data["sources"]["batch_size"]
+    assert plan.to_dict()["sources"] == data["sources"]
+    assert resume_argv(plan)[-1] == "--resume=true"
+
+
+def test_a_plan_with_an_unknown_key_is_refused_naming_it():
+    from mimic_deployment.planning.plan import RunPlan
+
+    data = dict(plan_one(computer="odin").to_dict(), engine="lerobot")
+    with pytest.raises(UserError, match="'engine'"):
+        RunPlan.from_dict(data)
+
+
+def test_dataset_spec_carries_what_the_jobs_compatibility_check_needs():
+    p = plan_one("pi05", group="mobile", computer="odin")
+    assert (p.dataset["policy_type"], p.dataset["camera_policy"]) == ("pi05", RAW_POLICIES["pi05"]["cameras"])
+    assert plan_one("act", group="mobile", computer="odin").dataset["camera_policy"] is None
+
+
+def test_prepare_runs_the_policy_checks_on_the_plans_spec(tmp_path):
+    """What the job's prepare step reads (record.plan["dataset"]): pi05 needs quantile stats."""
+    from mimic_deployment.datasets.demo import make_meta_only
+    from mimic_deployment.datasets.prepare import prepare
+
+    make_meta_only(tmp_path / MOBILE, quantiles=False)
+    spec = dict(plan_one("pi05", group="mobile", computer="odin").dataset, dataset_root=str(tmp_path), online=False)
+    with pytest.raises(UserError, match="quantiles"):
+        prepare(spec, tmp_path / "link", log=lambda line: None)
+    assert not (tmp_path / "link").exists()

@@ -12,8 +12,13 @@ from pprint import pformat
 
 import pytest
 
+from mimic_deployment.host.paths import newest_checkpoint_step
+from mimic_deployment.logs import lerobot_format as F
+from mimic_deployment.logs import markers
 from mimic_deployment.logs import progress as P
-from mimic_deployment.logs.progress import Progress, read_checkpoint_step, read_progress, tail_lines
+from mimic_deployment.logs import tail as T
+from mimic_deployment.logs.progress import Progress, read_progress
+from mimic_deployment.logs.tail import tail_lines
 
 BS = 8
 FRAMES = 20_000
@@ -103,7 +108,8 @@ def start_block(steps: int, t: float = 1_800_000_000, log_freq: int = 200, resum
     out += info(f"Effective batch size: {BS} x 1 = {BS}", t, where="ot_train.py:337")
     out += info("num_learnable_params=13806031 (14M)", t, where="ot_train.py:338")
     out += info("num_total_params=13806031 (14M)", t, where="ot_train.py:339")
-    out += info(f"Start offline training on a fixed dataset, with effective batch size: {BS}", t, where="ot_train.py:403")
+    out += info(f"Start offline training on a fixed dataset, with effective batch size: {BS}", t,
+                where="ot_train.py:403")
     return out
 
 
@@ -171,17 +177,17 @@ T0 = 1_800_000_000.0
 
 def test_format_big_number_matches_lerobot_copy():
     for n in [0, 4, 999, 1000, 1499, 1500, 2500, 10_000, 999_499, 999_500, 999_999, 1_000_000, 2_500_000, 3 * 10**9]:
-        assert P.format_big_number(n) == lerobot_format_big_number(n), n
-    assert P.parse_big_number("2K") == (2000, True)
-    assert P.parse_big_number("999") == (999, False)
-    assert P.parse_big_number("3M") == (3_000_000, True)
+        assert F.format_big_number(n) == lerobot_format_big_number(n), n
+    assert F.parse_big_number("2K") == (2000, True)
+    assert F.parse_big_number("999") == (999, False)
+    assert F.parse_big_number("3M") == (3_000_000, True)
 
 
 @pytest.mark.lerobot
 def test_format_big_number_matches_real_lerobot():
     utils = pytest.importorskip("lerobot.utils.utils")
     for n in [0, 999, 1000, 1500, 2500, 999_999, 10**6, 123_456_789]:
-        assert P.format_big_number(n) == utils.format_big_number(n)
+        assert F.format_big_number(n) == utils.format_big_number(n)
 
 
 def test_empty_and_missing_log(tmp_path):
@@ -279,20 +285,20 @@ def test_checkpoint_line_is_an_exact_anchor(tmp_path):
 
 def test_checkpoint_dirs(tmp_path):
     out = tmp_path / "train"
-    assert read_checkpoint_step(out) is None
-    assert read_checkpoint_step(None) is None
+    assert newest_checkpoint_step(out) is None
+    assert newest_checkpoint_step(None) is None
     make_checkpoint(out, 100)
     make_checkpoint(out, 200)
     assert os.readlink(out / "checkpoints" / "last") == "000200"  # relative, like lerobot
-    assert read_checkpoint_step(out) == 200
+    assert newest_checkpoint_step(out) == 200
     # a newer numbered dir still being written: 'last' is the truth
     (out / "checkpoints" / "000300" / "training_state").mkdir(parents=True)
-    assert read_checkpoint_step(out) == 200
+    assert newest_checkpoint_step(out) == 200
     # no 'last' link: highest numbered complete one
     (out / "checkpoints" / "last").unlink()
-    assert read_checkpoint_step(out) == 200
+    assert newest_checkpoint_step(out) == 200
     make_checkpoint(out, 400, link=False)
-    assert read_checkpoint_step(out) == 400
+    assert newest_checkpoint_step(out) == 400
     # the log-less fallback
     p = read_progress(tmp_path / "missing.log", output_dir=out, total_steps_hint=1000)
     assert p.step == 400 and p.checkpoint_step == 400 and p.total_steps == 1000
@@ -317,7 +323,8 @@ def test_checkpoint_dirs(tmp_path):
         ),
         ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n", "crashed", "File \"x.py\""),
         (info("NCCL watchdog timed out", T0, level="ERROR"), "error", "NCCL watchdog timed out"),
-        ("Traceback (most recent call last):\n  File \"x.py\"\nKeyboardInterrupt\n", "interrupted", "KeyboardInterrupt"),
+        ("Traceback (most recent call last):\n  File \"x.py\"\nKeyboardInterrupt\n", "interrupted",
+         "KeyboardInterrupt"),
     ],
 )
 def test_failures(tmp_path, tail, label, needle):
@@ -328,7 +335,7 @@ def test_failures(tmp_path, tail, label, needle):
     assert p.failure is not None
     assert p.failure.startswith(label + ": ")
     assert needle in p.failure
-    assert len(p.failure) <= P.FAILURE_MAX_CHARS
+    assert len(p.failure) <= F.FAILURE_MAX_CHARS
     assert p.step == 300
 
 
@@ -421,7 +428,7 @@ def _big_log(path, total_steps: int, preface: str = "") -> int:
 def test_multi_mb_log_start_not_in_tail(tmp_path):
     log = tmp_path / "big.log"
     last = _big_log(log, 500_000)
-    assert log.stat().st_size > 3 * P.TAIL_BYTES
+    assert log.stat().st_size > 3 * T.TAIL_BYTES
     p = read_progress(log, total_steps_hint=400_000)
     assert p.total_steps == 400_000  # no start marker in the tail: the hint wins over the head
     assert p.started_count == 1  # the head's
@@ -442,7 +449,7 @@ def test_rounded_tail_counted_from_a_checkpoint_line_before_the_tail(tmp_path):
         f.write("".join(step_line(s, T0 + s / 10) for s in range(10, 20_001, 10)))
         f.write(info("Checkpoint policy after step 2000000", T0 + 200_000, where="ot_train.py:455"))
         f.write("".join(step_line(s, T0 + s / 10) for s in range(2_000_010, 2_090_001, 10)))
-    assert log.stat().st_size > P.HEAD_BYTES + 4 * P.TAIL_BYTES
+    assert log.stat().st_size > T.HEAD_BYTES + 4 * T.TAIL_BYTES
     p = read_progress(log, total_steps_hint=3_000_000)
     assert p.step == 2_090_000 and not p.step_approx
     assert p.steps_per_sec == pytest.approx(10.0, rel=0.05)
@@ -457,7 +464,7 @@ def test_rounded_tail_counted_from_a_checkpoint_line_before_the_tail(tmp_path):
 
 def test_multi_mb_log_without_start_anywhere_uses_hint(tmp_path):
     log = tmp_path / "big.log"
-    _big_log(log, 500_000, preface="x" * (P.HEAD_BYTES + 10) + "\n")
+    _big_log(log, 500_000, preface="x" * (T.HEAD_BYTES + 10) + "\n")
     p = read_progress(log, total_steps_hint=123_456)
     assert p.total_steps == 123_456 and p.started_count == 0
     assert read_progress(log).total_steps is None
@@ -469,12 +476,12 @@ def test_warning_flood_extends_backwards_boundedly(tmp_path):
         f.write(start_block(10_000, T0, log_freq=100))
         f.write(training(1, 700, 100, T0, 0.1))
         warn = "/x/torch/utils/data.py:12: UserWarning: something deprecated per batch\n"
-        f.write(warn * ((P.TAIL_BYTES + 600_000) // len(warn)))
+        f.write(warn * ((T.TAIL_BYTES + 600_000) // len(warn)))
     p = read_progress(log)
     assert p.step == 700 and p.total_steps == 10_000 and p.loss == 0.5
     # beyond the bounded extension there is nothing to find: None, no full read
     with open(log, "a") as f:
-        f.write(warn * ((P.EXTEND_BYTES * (P.MAX_EXTENDS + 1)) // len(warn)))
+        f.write(warn * ((T.EXTEND_BYTES * (T.MAX_EXTENDS + 1)) // len(warn)))
     p = read_progress(log)
     assert p.step is None and p.total_steps == 10_000
 
@@ -504,12 +511,12 @@ def test_reads_are_bounded(tmp_path, monkeypatch):
         def __exit__(self, *a):
             self.f.close()
 
-    monkeypatch.setattr(P, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
+    monkeypatch.setattr(T, "open", lambda *a, **k: Spy(real_open(*a, **k)), raising=False)
     read_progress(log)
     tail_lines(log, 20)
     # head + tail + the bounded search for an exact anchor (none in this log) + tail_lines' chunk
     size = log.stat().st_size
-    assert sum(read_sizes) <= P.HEAD_BYTES + P.TAIL_BYTES + min(P.ANCHOR_SEARCH_BYTES, size) + 64 * 1024
+    assert sum(read_sizes) <= T.HEAD_BYTES + T.TAIL_BYTES + min(P.ANCHOR_SEARCH_BYTES, size) + 64 * 1024
 
 
 def test_tail_lines(tmp_path):
@@ -546,7 +553,7 @@ def test_dangling_last_link_falls_back_to_numbered(tmp_path):
     make_checkpoint(out, 100)
     (out / "checkpoints" / "last").unlink()
     (out / "checkpoints" / "last").symlink_to("000999")  # dangling
-    assert read_checkpoint_step(out) == 100
+    assert newest_checkpoint_step(out) == 100
 
 
 def test_failure_of_new_attempt_before_cfg_steps(tmp_path):
@@ -570,3 +577,89 @@ def test_to_dict_fields(tmp_path):
         "checkpoint_step", "finished", "failure", "wandb_url", "started_count", "age_seconds",
     }
     assert d["step"] == 4 and d["total_steps"] == 10 and d["steps_per_sec"] == pytest.approx(1.0, rel=0.5)
+
+
+# ------------------------------------------------------------------ attempt-start marker
+
+
+def mimic(msg: str, t: float = T0) -> str:
+    """A supervisor line as runs/supervisor.py `say` writes it."""
+    return f"[mimic] {ts(t)} {msg}\n"
+
+
+def test_marker_lines_round_trip():
+    line = markers.attempt_start_line(2, at=T0)
+    assert line == f"[mimic] ==> v{markers.MARKER_VERSION} attempt 2 start {int(T0)}\n"
+    assert markers.restart_start_line(1, at=T0).startswith("[mimic] ==> v1 restart 1 start ")
+    text = "x\n" + line + "y\n[mimic] ==> v7 whatever a later version writes\n"
+    assert markers.attempt_starts(text) == [2, 2 + len(line) + 2]
+    assert markers.attempt_starts("a [mimic] ==> v1 attempt 1 start 1\n") == []  # only at a line start
+
+
+def test_not_starting_line_is_not_a_start(tmp_path):
+    # a second supervisor (a Slurm requeue, a duplicate start) refuses a finished run
+    text = mimic("=== run1: attempt 1 (train) starting, supervisor pid 1 ===")
+    text += start_block(6, T0, log_freq=2) + training(1, 6, 2, T0, 1.0) + info("End of training", T0 + 7)
+    text += mimic("=== run1: finished ===", T0 + 8)
+    for refusal in ("not starting: the run is finished", "not starting: previous run a failed (the chain stops)"):
+        p = read_progress(write(tmp_path / "run.log", text + mimic(refusal, T0 + 60)))
+        assert p.finished and p.step == 6, refusal
+    # the same after a crash: the failure stays
+    crashed = mimic("=== run1: attempt 1 (train) starting, supervisor pid 1 ===")
+    crashed += start_block(1000, T0) + training(1, 200, 100, T0, 0.1) + oom_traceback()
+    p = read_progress(write(tmp_path / "run.log", crashed + mimic("not starting: the run is failed", T0 + 60)))
+    assert p.failure.startswith("CUDA out of memory")
+
+
+def _restart_log(new_format: bool) -> str:
+    """Attempt 1 crashes with an OOM after a checkpoint at 1000; the supervisor restarts it."""
+    text = markers.attempt_start_line(1, at=T0) if new_format else ""
+    text += mimic("=== run1: attempt 1 (train) starting, supervisor pid 1 ===")
+    text += mimic("preparing the dataset: lab/pick_place")
+    text += mimic("running: lerobot-train --policy.type=act")
+    text += start_block(2000, T0, log_freq=100) + training(1, 1100, 100, T0, 0.1, save_freq=1000)
+    text += oom_traceback()
+    text += mimic("trainer exited with code 1", T0 + 200)
+    return text
+
+
+def _restart(new_format: bool) -> str:
+    text = markers.restart_start_line(1, at=T0 + 200) if new_format else ""
+    text += mimic("restart 1 of 1 starting: resuming from the last checkpoint", T0 + 200)
+    return text + mimic("running: lerobot-train --config_path=x/train_config.json --resume=true", T0 + 200)
+
+
+@pytest.mark.parametrize("new_format", [False, True], ids=["old-format", "new-format"])
+def test_attempt_starts_old_and_new_format(tmp_path, new_format):
+    out = tmp_path / "train"
+    make_checkpoint(out, 1000, total=2000)
+    first = _restart_log(new_format)
+    p = read_progress(write(tmp_path / "run.log", first), output_dir=out)
+    assert p.failure.startswith("CUDA out of memory") and p.started_count == 1
+
+    # restarted, nothing logged by the trainer yet: the old failure is gone, step = resume point
+    second = _restart(new_format)
+    p = read_progress(write(tmp_path / "run.log", first + second), output_dir=out)
+    assert p.failure is None and p.step == 1000 and not p.finished
+
+    second += start_block(2000, T0 + 300, log_freq=100, resume=True) + training(1001, 1500, 100, T0 + 300, 0.1)
+    p = read_progress(write(tmp_path / "run.log", first + second), output_dir=out)
+    assert p.failure is None and p.started_count == 2
+    assert p.step == 1500 and not p.step_approx and p.total_steps == 2000
+
+
+def test_marker_log_ignores_start_words_after_a_marker(tmp_path):
+    # once a supervisor writes markers, a legacy-looking line after one is not a start
+    text = markers.attempt_start_line(1, at=T0) + start_block(1000, T0) + training(1, 200, 100, T0, 0.1)
+    text += oom_traceback() + mimic("attempt 2 starting (a note, not the marker)", T0 + 60)
+    assert markers.attempt_starts(text) == [0]
+    assert read_progress(write(tmp_path / "run.log", text)).failure.startswith("CUDA out of memory")
+
+
+def test_upgraded_run_old_attempt_then_new_marker(tmp_path):
+    # launched before the marker existed, resumed after: the old start lines, then a marker
+    text = _restart_log(False) + markers.attempt_start_line(2, at=T0 + 300)
+    text += mimic("=== run1: attempt 2 (resume) starting, supervisor pid 2 ===", T0 + 300)
+    starts = markers.attempt_starts(text)
+    assert len(starts) == 2 and text[starts[-1]:].startswith("[mimic] ==> v1 attempt 2")
+    assert read_progress(write(tmp_path / "run.log", text)).failure is None

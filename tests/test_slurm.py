@@ -342,9 +342,9 @@ def test_dry_run_shows_the_sbatch_script(demo_env):
 
 
 def test_sbatch_argv_and_job_id():
-    from mimic_deployment.util.errors import UserError
     from mimic_deployment.launchers.slurm import final_state, parse_job_id, parse_squeue, sbatch_argv
     from mimic_deployment.runs.registry import State
+    from mimic_deployment.util.errors import UserError
 
     assert sbatch_argv("/r/job.sbatch", dependency="41", marker="m:1") == [
         "--parsable", "--dependency=afterany:41", "--export=ALL,MIMIC_RUN_MARKER=m:1", "/r/job.sbatch"]

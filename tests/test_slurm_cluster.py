@@ -11,7 +11,7 @@ import pytest
 from conftest import wait_for
 
 try:
-    from slurm_cluster import SlurmCluster, require_slurm, slurm_cluster  # noqa: F401
+    from slurm_cluster import SlurmCluster, require_slurm, slurm_cluster
 except ImportError:  # tests/ made a package
     from tests.slurm_cluster import SlurmCluster, require_slurm, slurm_cluster  # noqa: F401
 

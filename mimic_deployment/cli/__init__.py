@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from typing import Any
 
 from mimic_deployment.util.errors import USER_ERROR_EXIT, UserError
 
@@ -36,6 +37,12 @@ DEFAULT_COMMAND = "train"
 
 
 class _Parser(argparse.ArgumentParser):
+    """Every parser and subparser: no abbreviations (`--step 5` must not silently mean --steps)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # argparse's own usage errors: one line, exit 2
         raise UserError(f"{self.prog}: {message}", hint=f"see {self.prog} --help")
 

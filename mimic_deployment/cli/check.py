@@ -42,8 +42,8 @@ def _policy(name: str | None) -> tuple[str | None, str | None]:
 
 
 def _lint(path) -> int:
-    from mimic_deployment.util.errors import UserError
     from mimic_deployment.config.groups import default_groups_path, lint_groups_file, load_groups
+    from mimic_deployment.util.errors import UserError
 
     path = default_groups_path() if path is _DEFAULT else path
     problems = lint_groups_file(path)

@@ -29,7 +29,7 @@ def add_parser(subparsers) -> None:
     p.set_defaults(run=lambda args: (p.print_help(), 0)[1])
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -47,8 +47,8 @@ def run_demo(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     import json
 
-    from mimic_deployment.host import paths
     from mimic_deployment.datasets.merge import list_merged
+    from mimic_deployment.host import paths
 
     entries = list_merged()
     if args.json:
@@ -80,9 +80,9 @@ def run_gc(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from mimic_deployment.config.groups import load_groups
     from mimic_deployment.datasets.sources import ensure_available
     from mimic_deployment.util.errors import UserError
-    from mimic_deployment.config.groups import load_groups
 
     config = load_groups()
     local = [g for g in args.groups if config.get(g).local]

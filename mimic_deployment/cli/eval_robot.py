@@ -11,6 +11,9 @@ import json
 import os
 import sys
 
+from mimic_deployment.planning.settings import ROBOT
+from mimic_deployment.util.settings import add_flags
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("eval-robot", help="evaluate a policy on the real robot (lerobot-record)",
@@ -18,28 +21,18 @@ def add_parser(subparsers) -> None:
                                           "the episodes as an eval_ dataset. Each setting: flag > env var > default.")
     p.add_argument("--policy", help="policy name (set by training_scripts/<policy>/eval.sh); "
                                     "checked against the checkpoint's type")
-    p.add_argument("--model-path", metavar="M", help="env MODEL_PATH: a run name, a checkpoint folder or a Hub id")
-    p.add_argument("--eval-dataset", metavar="NS/eval_NAME", help="env EVAL_DATASET: the dataset to record")
-    p.add_argument("--num-episodes", metavar="N", help="env NUM_EPISODES (default 10)")
-    p.add_argument("--task", help='env TASK (default "Bimanual blue block handover from left to right hand")')
-    p.add_argument("--episode-time-s", metavar="S", help="env EPISODE_TIME_S: seconds per episode (default 60)")
-    p.add_argument("--reset-time-s", metavar="S", help="env RESET_TIME_S: seconds to reset between episodes (default 30)")
-    p.add_argument("--fps", metavar="N", help="recording fps (default: fps: of the robot config)")
-    p.add_argument("--device", help="env DEVICE: --policy.device (default: the checkpoint's)")
-    p.add_argument("--push-to-hub", dest="push_to_hub", action="store_const", const=True,
-                   help="env PUSH_TO_HUB: upload the recorded dataset (default: no)")
-    p.add_argument("--no-push-to-hub", dest="push_to_hub", action="store_const", const=False)
-    p.add_argument("--robot-config", metavar="FILE", help="env ROBOT_CONFIG (default mimic_deployment/config/robot.yaml)")
+    add_flags(p, ROBOT.values())
     show = p.add_argument_group("show instead of running")
     show.add_argument("--dry-run", action="store_true", help="print the lerobot-record command, run nothing")
     show.add_argument("--check", action="store_true",
-                      help="parse the command with LeRobot's own lerobot-record parser (no robot needed; slow: imports LeRobot)")
+                      help="parse the command with LeRobot's own lerobot-record parser "
+                           "(no robot needed; slow: imports LeRobot)")
     show.add_argument("--json", action="store_true", help="with --dry-run or --check: JSON")
     p.set_defaults(run=run)
 
 
 def render(plan) -> str:
-    from mimic_deployment.evaluation.robot import shell_command
+    from mimic_deployment.evaluation.robot import record_command
 
     m = plan.model
     origin = f"run {m.run}" if m.run else ("Hub" if not m.local else "local checkpoint")
@@ -51,21 +44,18 @@ def render(plan) -> str:
              "  cameras     " + ", ".join(f"{c} -> observation.images.{k}" for c, k in plan.camera_keys.items())]
     lines += [f"  note        {n}" for n in plan.notes]
     lines += [f"  PROBLEM     {p}" for p in plan.problems]
-    lines += ["  command:", "    " + shell_command(plan.argv, indent="      ")]
+    lines += ["  command:", "    " + record_command(plan.argv, indent="      ")]
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimic_deployment.util.errors import UserError
     from mimic_deployment.evaluation import robot
+    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.util.settings import flag_values
 
     if args.json and not (args.dry_run or args.check):
         raise UserError("--json needs --dry-run or --check")
-    request = robot.EvalRequest(
-        policy=args.policy, model_path=args.model_path, eval_dataset=args.eval_dataset,
-        num_episodes=args.num_episodes, task=args.task, episode_time_s=args.episode_time_s,
-        reset_time_s=args.reset_time_s, fps=args.fps, device=args.device, push_to_hub=args.push_to_hub,
-        robot_config=args.robot_config)
+    request = robot.EvalRequest(policy=args.policy, **flag_values(args, ROBOT))
     plan = robot.build(request)
     if args.check:
         parsed = robot.parse_with_lerobot(plan.argv[1:])

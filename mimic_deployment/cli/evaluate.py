@@ -20,9 +20,11 @@ def add_parser(subparsers) -> None:
                       help="episode indices (default: those held out of training, else the last 5)")
     data.add_argument("--groups-file", help="dataset groups YAML (env DATASET_GROUPS_FILE)")
     data.add_argument("--dataset-root", help="folder holding local datasets as <root>/<namespace>/<name>")
-    data.add_argument("--video-backend", choices=("torchcodec", "pyav"), help="for video datasets (LeRobot's default: torchcodec)")
+    data.add_argument("--video-backend", choices=("torchcodec", "pyav"),
+                      help="for video datasets (LeRobot's default: torchcodec)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (env DEVICE; default: cuda when available, else cpu)")
-    p.add_argument("--out", metavar="DIR", help="where report.json and the PNGs go (default outputs/eval/<run>/<timestamp>/)")
+    p.add_argument("--out", metavar="DIR",
+                   help="where report.json and the PNGs go (default outputs/eval/<run>/<timestamp>/)")
     p.add_argument("--joints", type=int, default=4, metavar="N", help="joints in the actions plot (default 4)")
     p.add_argument("--json", action="store_true", help="print the reports as JSON")
     p.set_defaults(run=run)
@@ -30,15 +32,17 @@ def add_parser(subparsers) -> None:
 
 def _eps(episodes: list[int]) -> str:
     """[0,1,2,5] -> '0-2,5'."""
-    out, start, prev = [], None, None
-    for e in episodes + [None]:
-        if start is None:
-            start = prev = e
-        elif e is not None and e == prev + 1:
+    out: list[str] = []
+    if not episodes:
+        return ""
+    start = prev = episodes[0]
+    for e in episodes[1:]:
+        if e == prev + 1:
             prev = e
-        else:
-            out.append(str(start) if start == prev else f"{start}-{prev}")
-            start = prev = e
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = e
+    out.append(str(start) if start == prev else f"{start}-{prev}")
     return ",".join(out)
 
 
@@ -47,7 +51,8 @@ def render(report: dict) -> str:
 
     ov = report["overall"]
     norm = f"  (MSE / dataset variance {ov['mse_normalized']:.4g})" if "mse_normalized" in ov else ""
-    head = (f"{report['run'] or report['model']}  ({report['policy_type']}, checkpoint step {report['checkpoint_step']}) "
+    head = (f"{report['run'] or report['model']}  "
+            f"({report['policy_type']}, checkpoint step {report['checkpoint_step']}) "
             f"on {report['dataset']['repo_id']}, episodes {_eps(report['episodes'])}: {ov['frames']} frames, "
             f"{'held out' if report['held_out'] else 'NOT held out'} ({report['held_out_reason']})")
     rows = [[e["episode"], e["frames"], f"{e['l1']:.4g}", f"{e['mse']:.4g}"] for e in report["per_episode"]]
@@ -64,10 +69,10 @@ def render(report: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mimic_deployment.runs import registry
-    from mimic_deployment.util.errors import UserError
     from mimic_deployment.evaluation import offline
     from mimic_deployment.evaluation.runs import resolve_model
+    from mimic_deployment.runs import registry
+    from mimic_deployment.util.errors import UserError
 
     if args.dataset and args.dataset_group:
         raise UserError("--dataset and --dataset-group exclude each other")

@@ -13,11 +13,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mimic_deployment.util.table import table
     from mimic_deployment.runs.view import collect_rows, fmt_duration, step_text
+    from mimic_deployment.util.table import table
 
     rows = collect_rows()[0]
-    rows = sorted((r for r in rows if not args.policy or r["policy"] == args.policy), key=lambda r: r["created_at"] or 0)
+    rows = sorted((r for r in rows if not args.policy or r["policy"] == args.policy),
+                  key=lambda r: r["created_at"] or 0)
     if args.json:
         from mimic_deployment.cli.status import to_json
 

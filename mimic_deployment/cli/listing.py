@@ -27,15 +27,10 @@ def groups_table(catalog) -> str:
 
 def policies_table(catalog, args: argparse.Namespace) -> str:
     from mimic_deployment.host.facts import gather_facts
-    from mimic_deployment.config.machines import choose_machine
-    from mimic_deployment.cli.train import request_from_args
+    from mimic_deployment.planning.plan import RunRequest, machine_here
 
-    request = request_from_args(args)
-    facts = gather_facts(request, catalog.machines)
-    computer = request.computer or facts.env.get("COMPUTER")
-    here = choose_machine(catalog.machines, requested=computer,
-                          requested_from="--computer" if request.computer else "COMPUTER",
-                          hostname=facts.hostname, gpus=facts.gpus).machine
+    facts = gather_facts(RunRequest(computer=args.computer), catalog.machines)
+    here = machine_here(args.computer, facts, catalog.machines).machine
     workstations = [m for m in catalog.machines.values() if m.device == "cuda"]
     headers = ("POLICY", "TYPE", "BASE MODEL", "STEPS", "PRIORITY", *(m.name for m in workstations),
                f"HERE ({here.name})")

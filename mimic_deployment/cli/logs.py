@@ -16,14 +16,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mimic_deployment.logs.tail import tail_lines
     from mimic_deployment.runs import registry
     from mimic_deployment.util.errors import UserError
-    from mimic_deployment.logs.progress import tail_lines
 
-    record = registry.read(args.name)
-    if record is None:
-        raise UserError(f"no run named {args.name!r}", hint="see `status --all`")
-    log = record["plan"]["log_file"]
+    log = registry.require(args.name).plan["log_file"]
     if args.lines < 0:
         raise UserError(f"-n {args.lines}: must be >= 0")
     if os.path.exists(log):
@@ -36,10 +33,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_ended(name: str) -> bool:
     from mimic_deployment.runs import registry, tracking
-    from mimic_deployment.runs.registry import State
 
     record = registry.read(name)
-    return record is None or State(tracking.refresh(record)["state"]).ended
+    return record is None or tracking.refresh(record).state.ended
 
 
 def _follow(name: str, log: str) -> int:

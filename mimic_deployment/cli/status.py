@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 
 def collect(args: argparse.Namespace) -> tuple[list[dict], int]:
-    from mimic_deployment.util.errors import UserError
+    from mimic_deployment.runs import registry
     from mimic_deployment.runs.view import collect_rows
 
     def gpu_memory() -> dict[int, float]:
@@ -30,7 +30,7 @@ def collect(args: argparse.Namespace) -> tuple[list[dict], int]:
     rows, hidden, missing = collect_rows(args.names or None, None if args.all or args.names else RECENT_SECONDS,
                                          gpu_memory)
     if missing:
-        raise UserError(f"no run named {missing[0]!r}", hint="see `status --all`")
+        registry.require(missing[0])  # the one "no run named X" error, with its close matches
     return rows, hidden
 
 
@@ -40,8 +40,8 @@ def to_json(rows: list[dict]) -> str:
 
 
 def render(rows: list[dict], hidden: int) -> str:
-    from mimic_deployment.util.table import table
     from mimic_deployment.runs.view import fmt_duration, step_text
+    from mimic_deployment.util.table import table
 
     if not rows:
         return "no runs" + (f" ({hidden} older: status --all)" if hidden else "")

@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from mimic_deployment.config import slurm as slurmconf
+from mimic_deployment.planning.plan import RunRequest
+from mimic_deployment.planning.settings import COUNTS, TRAIN
 from mimic_deployment.util.errors import UserError
-from mimic_deployment.planning.plan import SETTINGS, RunRequest
+from mimic_deployment.util.settings import add_flags
+
+if TYPE_CHECKING:  # the annotation only: launching loads the registry, planning does not
+    from mimic_deployment.runs.record import RunRecord
 
 
 def add_parser(subparsers) -> None:
@@ -14,22 +22,12 @@ def add_parser(subparsers) -> None:
                                           "flag > env var > machine default > policy default.")
     what = p.add_argument_group("what to train")
     what.add_argument("--policy", action="append", metavar="P[,P..]", help="policy name(s), comma-separated")
-    what.add_argument("--dataset-group", metavar="G[,G..]", help="dataset group(s) (env DATASET_GROUP)")
+    add_flags(what, [TRAIN["dataset_group"]])
     what.add_argument("--tag", help="suffix for the run name: <policy>_<computer>_<group>_<tag>")
     what.add_argument("--groups-file", help="dataset groups YAML (env DATASET_GROUPS_FILE)")
     what.add_argument("--dataset-root", help="folder holding local datasets as <root>/<namespace>/<name>")
     how = p.add_argument_group("settings (each also an env var)")
-    for name, (flag, var, _) in SETTINGS.items():
-        how.add_argument(flag, dest=name, metavar="N", help=f"env {var}")
-    how.add_argument("--computer", help="machine profile (env COMPUTER; default: detect this host)")
-    how.add_argument("--hf-org", help="Hub organisation of the run's repo id (env HF_ORG)")
-    how.add_argument("--base-model", help="pretrained model or checkpoint to start from (env BASE_MODEL)")
-    how.add_argument("--push-to-hub", dest="push_to_hub", action="store_const", const=True,
-                     help="push the final model (env PUSH_TO_HUB; default: when a HF token is present)")
-    how.add_argument("--no-push-to-hub", dest="push_to_hub", action="store_const", const=False)
-    how.add_argument("--wandb", dest="wandb", action="store_const", const=True,
-                     help="log to W&B (env WANDB_ENABLE; default: when a W&B key is present)")
-    how.add_argument("--no-wandb", dest="wandb", action="store_const", const=False)
+    add_flags(how, [TRAIN[name] for name in (*COUNTS, "computer", "hf_org", "base_model", "push_to_hub", "wandb")])
     run_how = p.add_argument_group("how to run")
     run_how.add_argument("--sequential", action="store_true",
                          help="one run after another (the default for several runs on a machine with <= 1 GPU)")
@@ -39,14 +37,9 @@ def add_parser(subparsers) -> None:
                          help="after a crash, resume from the last checkpoint up to N times (default 0)")
     run_how.add_argument("--foreground", action="store_true", help="stay attached until the runs end")
     run_how.add_argument("--wait", action="store_true", help="wait for busy GPUs instead of refusing")
-    run_how.add_argument("--launcher", help="local or slurm (env LAUNCHER; default: the machine's, else local)")
+    add_flags(run_how, [TRAIN["launcher"]])
     slurm = p.add_argument_group("Slurm job (with --launcher slurm; default: the machine's slurm entry)")
-    slurm.add_argument("--partition", help="partition (env SBATCH_PARTITION)")
-    slurm.add_argument("--gpus", metavar="N", help="GPUs of the run (--gres=gpu:N; sets --num-gpus)")
-    slurm.add_argument("--cpus", metavar="N", help="CPUs of the run (--cpus-per-task)")
-    slurm.add_argument("--mem", help="memory per node, e.g. 64G (env SBATCH_MEM_PER_NODE)")
-    slurm.add_argument("--time", help="time limit, e.g. 24:00:00 or 1-00:00:00 (env SBATCH_TIMELIMIT); "
-                                      "the job requeues itself and resumes before it")
+    add_flags(slurm, slurmconf.SETTINGS.values())
     show = p.add_argument_group("show instead of launching")
     show.add_argument("--dry-run", action="store_true", help="print the resolved plans, launch nothing")
     show.add_argument("--json", action="store_true", help="with --dry-run: a JSON array of plans")
@@ -72,10 +65,10 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
     groups = tuple(g.strip() for g in (args.dataset_group or "").split(",") if g.strip())
     return RunRequest(
         policies=_policies(args.policy), groups=groups,
-        flags={name: getattr(args, name) for name in SETTINGS}, computer=args.computer, tag=args.tag,
+        flags={name: getattr(args, name) for name in COUNTS}, computer=args.computer, tag=args.tag,
         hf_org=args.hf_org, base_model=args.base_model, push_to_hub=args.push_to_hub, wandb=args.wandb,
         dataset_root=args.dataset_root, extra_args=tuple(getattr(args, "extra_args", ())),
-        launcher=args.launcher, slurm={k: getattr(args, k) for k in ("partition", "gpus", "cpus", "mem", "time")},
+        launcher=args.launcher, slurm={k: getattr(args, k) for k in slurmconf.SETTINGS},
     )
 
 
@@ -131,25 +124,28 @@ def launch_plans(plans, args: argparse.Namespace, facts) -> int:
     options = launch_options(args, plans, facts)
     records = launch(plans, options)
     if options.foreground:
-        code = run_foreground([r["name"] for r in records], options.continue_on_failure)
+        code = run_foreground([r.name for r in records], options.continue_on_failure)
         from mimic_deployment.cli import status
 
-        print("\n" + status.render(*status.collect(argparse.Namespace(names=[r["name"] for r in records], all=True))))
+        print("\n" + status.render(*status.collect(argparse.Namespace(names=[r.name for r in records], all=True))))
         return code
     print_launched(records)
     return 0
 
 
-def print_launched(records: list[dict]) -> None:
-    from mimic_deployment.runs import tracking
+def print_launched(records: Sequence[RunRecord]) -> None:
     from mimic_deployment.cli import PROG
+    from mimic_deployment.runs import tracking
 
     for r in records:
-        slurm = r.get("slurm") or {}
-        where = f"queue position {r['queue']['position'] + 1}/{r['queue']['size']}" if r.get("queue") else \
-            f"Slurm job {slurm['job_id']}" + (f", after {slurm['after']}" if slurm.get("after") else "") \
-            if slurm.get("job_id") else f"pid {tracking.owner_pid(r)}"
-        print(f"launched {r['name']} ({where})\n  log     {r['plan']['log_file']}")
-    first = records[0]["name"]
+        slurm = r.slurm or {}
+        if r.queue:
+            where = f"queue position {r.queue['position'] + 1}/{r.queue['size']}"
+        elif slurm.get("job_id"):
+            where = f"Slurm job {slurm['job_id']}" + (f", after {slurm['after']}" if slurm.get("after") else "")
+        else:
+            where = f"pid {tracking.owner_pid(r)}"
+        print(f"launched {r.name} ({where})\n  log     {r.plan['log_file']}")
+    first = records[0].name
     print(f"  follow  {PROG} logs {first} -f\n  status  {PROG} status\n"
           f"  stop    {PROG} stop {first if len(records) == 1 else '--all'}")

@@ -1,1 +1,1 @@
-"""Declared configuration: YAML loading with located errors, and the policy, machine, lab, group and Slurm models (the YAML files live here too)."""
+"""Declared configuration: YAML loading with located errors; policy, machine, lab, group, Slurm models."""

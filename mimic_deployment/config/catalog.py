@@ -1,6 +1,7 @@
 """All declared config in one place: policies, machines, dataset groups, lab settings."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ class Catalog:
     groups: GroupsConfig
     lab: LabSettings
 
-    def rename_maps(self, policy_names) -> dict[str, dict]:
+    def rename_maps(self, policy_names: Iterable[str]) -> dict[str, dict[str, str]]:
         wanted = [n for n in policy_names if n in self.policies and self.policies[n].cameras]
         if not wanted:
             return {}

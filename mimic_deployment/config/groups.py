@@ -17,29 +17,27 @@ Format (a superset of the lab's original file, which must keep loading unchanged
 A mapping group's members are taken in the order its keys are written (`datasets:` then
 `include:` puts its own ids first), included groups in their listed order, duplicates dropped.
 
-The file is validated once, at load: every mistake is a one-line UserError naming the file,
-the line when it can be found, the group and the fix. The loader raises the first problem;
-`lint_groups_file` collects them all (for `check --config FILE`). Pure and fast: no heavy
-imports, so `--list-groups` stays instant.
+Validated once, at load: each mistake is a one-line UserError naming the file, the line, the group
+and the fix; `lint_groups_file` collects them all (`check --config FILE`). No heavy imports.
 """
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from collections import namedtuple
 from collections.abc import Iterator
+from pathlib import Path
 
 from mimic_deployment.config.loader import Section, load_yaml
 from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.names import REPO_ID
+from mimic_deployment.util.suggest import close_matches
 
 DEFAULT_GROUPS_FILE = Path(__file__).resolve().parent.parent / "dataset_groups.yaml"
 GROUPS_FILE_ENV = "DATASET_GROUPS_FILE"
 GROUP_KEYS = ("description", "datasets", "include", "local")
 
-# Hugging Face style repo ids: exactly one '/', no spaces or quotes (they end up in CLI args).
 _KEY_AT_LINE = re.compile(r"""^\s*(?:-\s+)?(['"]?)(.+?)\1\s*:(?:\s|$)""")  # `key:` / `- key:` lines
-_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 # Group names end up in run names and cache folder names.
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _CONFLICT = re.compile(r"(<{7}|={7}|>{7}|\|{7})(?: |$)")
@@ -81,7 +79,7 @@ class GroupsConfig:
     def get(self, name: str) -> Group:
         if name not in self._groups:
             hint = "list them with --list-groups"
-            match = _close_match(name, self.names())
+            match = next(iter(close_matches(name, self.names())), None)
             raise UserError(f"unknown dataset group {name!r} in {self.path}",
                             hint=f"did you mean {match!r}? {hint}" if match else hint)
         return self._groups[name]
@@ -108,17 +106,6 @@ def lint_groups_file(path: str | Path) -> list[str]:
 
 def _unique(items) -> list:
     return list(dict.fromkeys(items))
-
-
-def _close_match(name: object, names: list[str]) -> str | None:
-    if not isinstance(name, str):
-        return None
-    folded = {n.lower(): n for n in names}
-    if name.lower() in folded:  # a case slip is the likeliest typo
-        return folded[name.lower()]
-    import difflib  # only on the error path: keeps loading fast
-    matches = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 def _short(value: object) -> str:
@@ -236,7 +223,8 @@ class _Reader:
     def _duplicate_names(self) -> Iterator[UserError]:
         """YAML silently keeps the last of two equal keys: find repeated group names by text."""
         start = self.line_of(r"^groups\s*:")
-        indent, seen = None, {}
+        indent: int | None = None
+        seen: dict[str, int] = {}
         for number, line in enumerate(self.lines[start or 0:], (start or 0) + 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
@@ -273,7 +261,7 @@ class _Reader:
                            fix=f"list ids as '- namespace/name' lines, or use keys {', '.join(GROUP_KEYS)}")
 
     def _bad_name(self, name: object, line: int | None) -> UserError:
-        if isinstance(name, str) and _REPO_ID.match(name):
+        if isinstance(name, str) and REPO_ID.match(name):
             fix = f"this looks like a dataset id written as a group: write it as '- {name}' under a group"
         else:
             fix = "group names use letters, digits, '_', '-' and '.'"
@@ -306,7 +294,7 @@ class _Reader:
 
     def _unknown_key(self, name: str, key: object, value: object, line: int | None) -> UserError:
         where, key_line = f"groups.{name}", self.key_line(key, line or 0)
-        if isinstance(key, str) and _REPO_ID.match(key):
+        if isinstance(key, str) and REPO_ID.match(key):
             fix = f"a dataset id written as a key: write it as '- {key}'"
         elif isinstance(value, (list, type(None))):
             fix = f"is group {key!r} indented under {name!r}? move '{key}:' to the column of '{name}:'"
@@ -336,7 +324,7 @@ class _Reader:
                                 "other group names, without '- '")
         if not isinstance(item, str):
             return self.err(where, f"item {index} must be a dataset id, got {_short(item)}", _ID_FIX, line)
-        if not _REPO_ID.match(item):
+        if not REPO_ID.match(item):
             joined = " " in item.strip()
             fix = ("ids hold no spaces; if two lines were joined, a line indented deeper than the '- ' "
                    "above continues it: align the '- '") if joined else _ID_FIX
@@ -368,7 +356,7 @@ class _Reader:
         if other not in self.specs and other in self.declared:
             return  # that group is broken and already reported
         if other not in self.specs:
-            match = _close_match(other, list(self.specs))
+            match = next(iter(close_matches(other, list(self.specs))), None)
             fix = f"did you mean {match!r}?" if match else "include only groups defined in this file"
             yield self.err(where, f"includes unknown group {other!r}", fix, line)
         elif self.specs[other].local != spec.local:

@@ -17,7 +17,7 @@ class LabSettings:
     merged_namespace: str
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_lab(path: Path = LAB_FILE) -> LabSettings:
     section = Section(path, "", load_yaml(path))
     section.check_keys(required=("hub_org", "wandb_project", "merged_namespace"))

@@ -4,8 +4,9 @@ Every problem becomes a UserError naming the file, the key and the fix.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -69,6 +70,6 @@ class Section:
             self.fail(f"{key!r} must be a positive integer, got {value}")
         return value
 
-    def child(self, key: str, data: Any) -> "Section":
+    def child(self, key: str, data: Any) -> Section:
         where = f"{self.where}.{key}" if self.where else str(key)
         return Section(self.path, where, data)

@@ -9,10 +9,12 @@ import functools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
-from mimic_deployment.util.errors import UserError
+from mimic_deployment.config.slurm import check_machine_entry
 from mimic_deployment.host.gpus import GpuInfo
+from mimic_deployment.util.errors import UserError
 
 MACHINES_FILE = CONFIG_DIR / "machines.yaml"
 CPU_PROFILE = "cpu"
@@ -61,8 +63,6 @@ def _parse_machine(section: Section, name: str) -> Machine:
     launcher = section.get("launcher", str, "local")
     if launcher not in ("local", "slurm"):
         section.fail(f"'launcher' must be local or slurm, got {launcher!r}")
-    from mimic_deployment.config.slurm import check_machine_entry
-
     slurm = check_machine_entry(section.child("slurm", section.data["slurm"])) if section.data.get("slurm") else {}
     return Machine(
         name=name, hostnames=tuple(str(h) for h in [name, *hostnames]), gpu=section.get("gpu", str),
@@ -73,7 +73,7 @@ def _parse_machine(section: Section, name: str) -> Machine:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_machines(path: Path = MACHINES_FILE, policy_names: tuple[str, ...] = ()) -> dict[str, Machine]:
     root = Section(path, "", load_yaml(path))
     root.check_keys(required=("machines",))
@@ -106,11 +106,12 @@ def _profile_from_gpus(machines: dict[str, Machine], hostname: str, gpus: list[G
     names = sorted({g.name for g in gpus})
     fitting = [m for m in machines.values()
                if m.auto_detect and m.vram_gb and m.vram_gb * VRAM_TOLERANCE <= vram]
-    template = max(fitting, key=lambda m: m.vram_gb, default=None)
+    template = max(fitting, key=lambda m: m.vram_gb or 0.0, default=None)
     summary = f"{len(gpus)} x {'/'.join(names)} ({vram:.0f} GB) via NVML"
-    base = dict(hostnames=(hostname,), gpu="/".join(names), vram_gb=round(vram, 1), gpus=len(gpus),
-                device="cuda", auto_detect=False, description="unknown host profiled by NVML",
-                launcher="local", slurm={})
+    base: dict[str, Any] = {
+        "hostnames": (hostname,), "gpu": "/".join(names), "vram_gb": round(vram, 1), "gpus": len(gpus),
+        "device": "cuda", "auto_detect": False, "description": "unknown host profiled by NVML",
+        "launcher": "local", "slurm": {}}
     if template is None:
         machine = Machine(name=_host_profile_name(hostname), num_workers=None, **base)
         return MachineChoice(machine, f"unknown host {hostname!r}: {summary}; smaller than every known machine, "

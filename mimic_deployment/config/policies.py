@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
 from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.suggest import did_you_mean
 
 POLICIES_FILE = CONFIG_DIR / "policies.yaml"
 LEROBOT_TYPES = (  # the policy types LeRobot 0.4.4 registers
@@ -70,7 +71,7 @@ def _parse_policy(section: Section, name: str) -> Policy:
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_policies(path: Path = POLICIES_FILE) -> dict[str, Policy]:
     root = Section(path, "", load_yaml(path))
     root.check_keys(required=("policies",))
@@ -83,9 +84,7 @@ def load_policies(path: Path = POLICIES_FILE) -> dict[str, Policy]:
 def get_policy(name: str, policies: dict[str, Policy] | None = None) -> Policy:
     policies = load_policies() if policies is None else policies
     if name not in policies:
-        from difflib import get_close_matches
-
-        close = get_close_matches(name, policies, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = did_you_mean(name, policies)  # `--policy ACT`: a case slip is matched first
+        hint = f"{close} " if close else ""
         raise UserError(f"unknown policy {name!r}", hint=f"{hint}known: {', '.join(policies)}")
     return policies[name]

@@ -81,25 +81,25 @@ def load(path: str | Path | None = None) -> CameraMap:
     return _load_cached(str(path), mtime)
 
 
-def robot_to_dataset(path=None) -> dict[str, str]:
+def robot_to_dataset(path: str | Path | None = None) -> dict[str, str]:
     """{robot-config camera name: dataset camera name}, e.g. wrist_left -> left_wrist."""
     return dict(load(path).robot_to_dataset)
 
 
-def dataset_to_robot(path=None) -> dict[str, str]:
+def dataset_to_robot(path: str | Path | None = None) -> dict[str, str]:
     return {v: k for k, v in load(path).robot_to_dataset.items()}
 
 
-def policy_names(path=None) -> list[str]:
+def policy_names(path: str | Path | None = None) -> list[str]:
     return list(load(path).policies)
 
 
-def source_cameras(policy_name: str, path=None) -> list[str]:
+def source_cameras(policy_name: str, path: str | Path | None = None) -> list[str]:
     """The dataset cameras this policy is fed (empty for policies not in the file)."""
     return list(load(path).policies.get(policy_name, {}))
 
 
-def rename_map(policy_name: str | None, path=None) -> dict[str, str]:
+def rename_map(policy_name: str | None, path: str | Path | None = None) -> dict[str, str]:
     """Full feature keys for --rename_map, e.g. observation.images.front -> observation.images.image.
 
     {} for a policy the file does not list (it takes the dataset keys as they are).
@@ -110,7 +110,7 @@ def rename_map(policy_name: str | None, path=None) -> dict[str, str]:
     return {f"{IMAGE_PREFIX}{src}": f"{IMAGE_PREFIX}{dst}" for src, dst in mapping.items()}
 
 
-def rename_map_arg(policy_name: str | None, path=None) -> str | None:
+def rename_map_arg(policy_name: str | None, path: str | Path | None = None) -> str | None:
     """The value of LeRobot's --rename_map (JSON), or None when there is nothing to rename."""
     m = rename_map(policy_name, path)
     return json.dumps(m, separators=(",", ":")) if m else None

@@ -9,12 +9,14 @@ Imports lerobot/numpy lazily (only when a dataset is actually built).
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mimic_deployment.host import paths
+from mimic_deployment.util.atomic import building_folder, leftover_builds
 
 DEMO_GROUP = "demo"
 DEMO_IDS = ("mimic-demo/demo_a", "mimic-demo/demo_b")
@@ -123,9 +125,10 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _clean_stale_tmps(target: Path) -> None:
-    for tmp in target.parent.glob(f"{target.name}.tmp-*"):
+    """Remove the temp folders of builds whose process is gone (a live one may still be building)."""
+    for tmp in leftover_builds(target):
         pid = tmp.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or int(pid) == os.getpid() or not _pid_alive(int(pid)):
+        if not pid.isdigit() or not _pid_alive(int(pid)):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -140,20 +143,13 @@ def build_atomically(target: Path, build: Callable[[Path], object], force: bool 
         return False
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_stale_tmps(target)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    try:
+    with building_folder(target, replace=True) as tmp:
         build(tmp)
-        if target.exists():  # force: swap the old one out, then delete it
-            old = target.with_name(f"{target.name}.old-{os.getpid()}")
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return True
+
+
+def _make_demo_dataset(path: Path, repo_id: str) -> Path:
+    return make_dataset(path, repo_id, seed=_SEEDS[repo_id])
 
 
 def generate_demo(root: str | Path | None = None, force: bool = False,
@@ -163,8 +159,7 @@ def generate_demo(root: str | Path | None = None, force: bool = False,
     out = []
     for repo_id in DEMO_IDS:
         target = base / repo_id
-        built = build_atomically(
-            target, lambda tmp, rid=repo_id: make_dataset(tmp, rid, seed=_SEEDS[rid]), force=force)
+        built = build_atomically(target, functools.partial(_make_demo_dataset, repo_id=repo_id), force=force)
         if log:
             log(f"{'created' if built else 'exists '} {repo_id} -> {target}")
         out.append(target)
@@ -185,7 +180,7 @@ def make_meta_only(path: str | Path, *, fps: int = DEMO_FPS, state_dim: int = DE
     (path / "meta" / "episodes" / "chunk-000").mkdir(parents=True, exist_ok=True)
     (path / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
     feats = features_for(state_dim, state_dim, cameras, image_shape, camera_dtype)
-    for key, ft in feats.items():
+    for ft in feats.values():
         ft["shape"] = list(ft["shape"])
         if ft["dtype"] == "video":
             h, w, c = image_shape

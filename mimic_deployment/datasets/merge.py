@@ -18,14 +18,16 @@ import re
 import shutil
 import time
 from collections import namedtuple
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from mimic_deployment.host import paths
+from mimic_deployment.config.lab import load_lab
 from mimic_deployment.datasets.sources import fingerprint, merged_dataset_path, safe_group_name
+from mimic_deployment.host import paths
+from mimic_deployment.util import names
+from mimic_deployment.util.atomic import atomic_write_json, building_folder, leftover_builds
 
 MARKER = ".mimic-merge-complete.json"
-MERGED_ORG = "mimic-merged"
 _ENTRY = re.compile(r"^(?P<group>.+)-(?P<fp>[0-9a-f]{12})(?:\.tmp-(?P<pid>\d+))?$")
 # Test hook: when set to a path, the merge creates `<path>` once the tmp folder holds merged
 # data and then blocks (until killed), so a test can SIGKILL a merge half way.
@@ -35,30 +37,12 @@ Log = Callable[[str], object]
 
 
 def merged_repo_id(group: str) -> str:
-    return f"{MERGED_ORG}/{safe_group_name(group)}"
+    """lab.yaml's merged_namespace is the one truth (the plan's --dataset.repo_id uses it too)."""
+    return names.merged_repo_id(load_lab().merged_namespace, safe_group_name(group))
 
 
 def is_complete(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file()
-
-
-def _atomic_write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _lock_path(target: Path) -> Path:
@@ -94,10 +78,6 @@ def _locked(target: Path, log: Log, wait: bool = True):
         yield True
     finally:
         os.close(fd)  # releases the flock
-
-
-def _tmp_folders(target: Path) -> list[Path]:
-    return sorted(target.parent.glob(f"{target.name}.tmp-*"))
 
 
 def _remove(folder: Path) -> None:
@@ -179,18 +159,17 @@ def materialize(group: str, members: dict[str, Path], log: Log = print) -> Path:
         if is_complete(target):  # another run finished it while we waited
             log(f"[mimic] merged dataset ready (merged by another run): {target}")
             return target
-        for stale in _tmp_folders(target):  # we hold the lock: their owners are gone
+        for stale in leftover_builds(target):  # we hold the lock: their owners are gone
             log(f"[mimic] removing an interrupted merge: {stale.name}")
             _remove(stale)
         if target.exists():  # no marker: not ours to trust
             _remove(target)
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         total_eps = sum(_info(p).get("total_episodes", 0) for _, p in items)
         total_frames = sum(_info(p).get("total_frames", 0) for _, p in items)
         log(f"[mimic] merging {len(items)} datasets of group {group} "
             f"({total_eps} episodes, {total_frames} frames) into {target}")
         t0 = time.monotonic()
-        try:
+        with building_folder(target) as tmp:  # the marker is written last, inside the temp folder
             _merge_with_lerobot([r for r, _ in items], [p for _, p in items], tmp, merged_repo_id(group), log)
             _test_block(tmp)
             info = _info(tmp)
@@ -198,18 +177,12 @@ def materialize(group: str, members: dict[str, Path], log: Log = print) -> Path:
                 raise RuntimeError(
                     f"merge of group {group} produced {info.get('total_episodes')} episodes / "
                     f"{info.get('total_frames')} frames, expected {total_eps} / {total_frames}")
-            _atomic_write_json(tmp / MARKER, {
+            atomic_write_json(tmp / MARKER, {
                 "group": group, "fingerprint": fp, "repo_id": merged_repo_id(group),
                 "members": [{"repo_id": r, "path": str(p)} for r, p in items],
                 "total_episodes": total_eps, "total_frames": total_frames,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.monotonic() - t0, 1),
             })
-            _fsync_dir(tmp)
-            os.rename(tmp, target)
-            _fsync_dir(target.parent)
-        except BaseException:
-            _remove(tmp)
-            raise
         log(f"[mimic] merged {len(items)} datasets in {time.monotonic() - t0:.1f}s: {target}")
         return target
 
@@ -250,7 +223,7 @@ def _du(folder: Path) -> int:
 def list_merged(sizes: bool = True) -> list[MergedEntry]:
     """Every merged dataset and interrupted merge (`.tmp-<pid>`) in the cache, oldest first."""
     home = paths.merged_home()
-    out = []
+    out: list[MergedEntry] = []
     if not home.is_dir():
         return out
     for e in os.scandir(home):

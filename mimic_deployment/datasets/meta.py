@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mimic_deployment.util.errors import UserError
 from mimic_deployment.datasets.sources import INFO, STATS
+from mimic_deployment.util.errors import UserError
 
 CODEBASE_VERSION = "v3.0"
 CAMERA_PREFIX = "observation.images."
@@ -163,7 +163,7 @@ def _others(agreeing: list[str], n_total: int, has: str, have: str) -> str:
 def _compare(report: CompatReport, label: str, column: str | None, values: dict[str, Any],
              fmt=_fmt) -> None:
     """One problem line per dataset whose value differs from the group's majority."""
-    if len(set(json.dumps(v, sort_keys=True, default=str) for v in values.values())) <= 1:
+    if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) <= 1:
         return
     ref = _majority(values)
     agreeing = [rid for rid, v in values.items() if v == ref]
@@ -280,7 +280,7 @@ def _policy_checks(report: CompatReport, policy_type: str | None, camera_policy:
                 f"--root={m.path}` (it pushes to the Hub at the end) or train with {MEAN_STD_FLAG}")
     if not camera_policy:
         return
-    from mimic_deployment.datasets import cameras# cheap: yaml only
+    from mimic_deployment.datasets import cameras  # cheap: yaml only
 
     key = camera_policy
     needed = cameras.source_cameras(key)

@@ -10,13 +10,13 @@ spec = {"group": str, "members": [ids], "dataset_root": str|None, "online": bool
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from mimic_deployment.util.errors import UserError
 from mimic_deployment.datasets.meta import CompatReport, check_group, read_meta, render_report
-from mimic_deployment.util.values import hub_offline
 from mimic_deployment.datasets.sources import ensure_available, missing_error, resolve_local
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.values import hub_offline
 
 Log = Callable[[str], object]
 

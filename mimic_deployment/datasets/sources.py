@@ -10,8 +10,8 @@ import os
 import re
 import shlex
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from mimic_deployment.host import paths
 from mimic_deployment.util.errors import UserError
@@ -134,7 +134,7 @@ def fetch_hint(repo_ids: Iterable[str], group: str | None = None) -> str:
     return f"fetch with: {cmd}" + (f" (and likewise for the other {len(ids) - 1})" if len(ids) > 1 else "")
 
 
-def missing_error(missing: list[str], dataset_root=None, group: str | None = None,
+def missing_error(missing: list[str], dataset_root: str | Path | None = None, group: str | None = None,
                   why: str = "offline", local: bool = False) -> UserError:
     """The one error for datasets that are not here and will not be downloaded."""
     if local:
@@ -148,7 +148,7 @@ def missing_error(missing: list[str], dataset_root=None, group: str | None = Non
                      hint=hint)
 
 
-def resolve_local(repo_ids: Iterable[str], dataset_root=None) -> tuple[dict[str, Path], list[str]]:
+def resolve_local(repo_ids: Iterable[str], dataset_root: str | Path | None = None) -> tuple[dict[str, Path], list[str]]:
     """(found, missing). Refuses a --dataset-root that is one dataset for a several-dataset group."""
     ids = list(dict.fromkeys(repo_ids))
     found: dict[str, Path] = {}
@@ -194,7 +194,7 @@ def _download(repo_id: str, target: Path, log: Log) -> None:
     marker.unlink()
 
 
-def ensure_available(repo_ids: Iterable[str], dataset_root=None, *, online: bool = True,
+def ensure_available(repo_ids: Iterable[str], dataset_root: str | Path | None = None, *, online: bool = True,
                      log: Log = print, group: str | None = None, local: bool = False) -> dict[str, Path]:
     """{id: local folder} for every id, downloading missing ones when online.
 
@@ -216,7 +216,7 @@ def ensure_available(repo_ids: Iterable[str], dataset_root=None, *, online: bool
         t0 = time.monotonic()
         try:
             _download(rid, target, log)
-        except Exception as exc:  # noqa: BLE001 - classified below, the rest re-raised
+        except Exception as exc:
             kind = _classify_download_error(exc)
             if kind == "missing":
                 raise UserError(f"dataset {rid} not found on the Hugging Face Hub (or no access)",

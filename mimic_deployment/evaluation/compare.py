@@ -9,10 +9,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mimic_deployment.runs import registry
-from mimic_deployment.util.errors import UserError
-from mimic_deployment.logs.progress import read_checkpoint_step
 from mimic_deployment.evaluation.runs import eval_root, latest_report, loss_curve
+from mimic_deployment.host.paths import newest_checkpoint_step
+from mimic_deployment.runs import registry
 
 
 @dataclass
@@ -45,19 +44,17 @@ class RunSummary:
         return {"name": self.name, "policy": self.policy, "group": self.group, "state": self.state,
                 "steps": self.last_step, "total_steps": self.total_steps, "checkpoint_step": self.checkpoint_step,
                 "final_loss": self.final_loss, "offline": self.offline,
-                "offline_step": rep.get("checkpoint_step"), "offline_dataset": (rep.get("dataset") or {}).get("repo_id"),
+                "offline_step": rep.get("checkpoint_step"),
+                "offline_dataset": (rep.get("dataset") or {}).get("repo_id"),
                 "offline_episodes": rep.get("episodes"), "report": str(self.report_path) if self.report_path else None}
 
 
 def summarize(name: str) -> RunSummary:
-    record = registry.read(name)
-    if record is None:
-        known = registry.list_names()
-        raise UserError(f"no run named {name!r}", hint=f"runs: {', '.join(known[-6:])}" if known else "no runs yet")
-    plan = record.get("plan") or {}
+    record = registry.require(name)
+    plan = record.plan
     found = latest_report(name)
-    return RunSummary(name=name, policy=plan.get("policy"), group=plan.get("group"), state=record.get("state"),
-                      total_steps=plan.get("steps"), checkpoint_step=read_checkpoint_step(plan.get("output_dir")),
+    return RunSummary(name=name, policy=plan.get("policy"), group=plan.get("group"), state=record.state.value,
+                      total_steps=plan.get("steps"), checkpoint_step=newest_checkpoint_step(plan.get("output_dir")),
                       curve=loss_curve(plan.get("log_file")),
                       report_path=found[0] if found else None, report=found[1] if found else None)
 
@@ -72,7 +69,10 @@ def table(summaries: list[RunSummary]) -> str:
     rows = []
     for s in summaries:
         off = s.offline or {}
-        steps = "-" if s.last_step is None else (f"{s.last_step}/{s.total_steps}" if s.total_steps else str(s.last_step))
+        if s.last_step is None:
+            steps = "-"
+        else:
+            steps = f"{s.last_step}/{s.total_steps}" if s.total_steps else str(s.last_step)
         ev_step = (s.report or {}).get("checkpoint_step")
         rows.append([s.name, s.policy or "-", s.group or "-", s.state or "-", steps, _num(s.final_loss),
                      _num(off.get("l1")), _num(off.get("mse")),

@@ -24,12 +24,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from mimic_deployment.util.errors import UserError
 from mimic_deployment.evaluation.runs import REPORT_FILE, Model
+from mimic_deployment.runs.record import RunRecord
+from mimic_deployment.util.errors import UserError
 
 DEFAULT_LAST = 5
 REPORT_SCHEMA = 1
@@ -53,8 +54,9 @@ def _info(root: Path) -> dict:
         raise UserError(f"{root}: not a LeRobot dataset (meta/info.json: {exc})") from None
 
 
-def resolve_dataset(*, group: str | None, dataset: str | None, record: dict | None, dataset_root: str | None = None,
-                    groups_file: str | None = None, log: Log = print) -> EvalDataset:
+def resolve_dataset(*, group: str | None, dataset: str | None, record: RunRecord | None,
+                    dataset_root: str | None = None, groups_file: str | None = None,
+                    log: Log = print) -> EvalDataset:
     """The dataset to evaluate on: --dataset (an id or a folder), else the group's dataset.
 
     A group resolves, in order, to: the run's own dataset link (same group), the single member's
@@ -66,11 +68,11 @@ def resolve_dataset(*, group: str | None, dataset: str | None, record: dict | No
         folder = Path(dataset).expanduser()
         if (folder / "meta" / "info.json").is_file():
             return EvalDataset(repo_id=f"local/{folder.name}", root=folder.absolute(), group=None, how="folder")
-        found = sources.locate(dataset, dataset_root)
-        if found is None:
+        located = sources.locate(dataset, dataset_root)
+        if located is None:
             raise sources.missing_error([dataset], dataset_root, why="evaluate never downloads")
-        return EvalDataset(repo_id=dataset, root=found, group=None, how="dataset id")
-    plan = (record or {}).get("plan") or {}
+        return EvalDataset(repo_id=dataset, root=located, group=None, how="dataset id")
+    plan = record.plan if record else {}
     group = group or plan.get("group")
     if not group:
         raise UserError("which data? give --dataset-group G (or --dataset ID|FOLDER)",
@@ -80,8 +82,8 @@ def resolve_dataset(*, group: str | None, dataset: str | None, record: dict | No
     if plan.get("group") == group and link and (Path(link) / "meta" / "info.json").is_file():
         return EvalDataset(repo_id=ds.get("repo_id") or f"local/{group}", root=Path(link).resolve(), group=group,
                            how=f"the run's dataset link {link}")
-    from mimic_deployment.datasets.merge import materialize, merged_repo_id
     from mimic_deployment.config.groups import load_groups
+    from mimic_deployment.datasets.merge import materialize, merged_repo_id
 
     spec = load_groups(groups_file).get(group)
     found, missing = sources.resolve_local(spec.datasets, dataset_root)
@@ -251,7 +253,7 @@ def metrics(pred, target, episode, names, std=None) -> dict:
     per_dim = [{"name": n, "l1": float(abs_err[:, i].mean()), "mse": float(sq_err[:, i].mean())}
                for i, n in enumerate(names)]
     per_episode = []
-    for ep in sorted(set(int(e) for e in episode)):
+    for ep in sorted({int(e) for e in episode}):
         rows = episode == ep
         per_episode.append({"episode": ep, "frames": int(rows.sum()), "l1": float(abs_err[rows].mean()),
                             "mse": float(sq_err[rows].mean()),
@@ -265,7 +267,7 @@ def metrics(pred, target, episode, names, std=None) -> dict:
 
 
 def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | None = None, out_dir: Path,
-             record: dict | None = None, video_backend: str | None = None, joints: int = 4,
+             record: RunRecord | None = None, video_backend: str | None = None, joints: int = 4,
              log: Log = print) -> dict:
     """Run, score, plot, write report.json into out_dir; return the report."""
     from mimic_deployment.evaluation import plots
@@ -286,7 +288,7 @@ def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | No
                                    title=f"{model.label} (step {model.step}): action error over "
                                          f"{len(res['episodes'])} episode(s)"),
     }
-    plan = (record or {}).get("plan") or {}
+    plan = record.plan if record else {}
     curve = loss_curve(plan.get("log_file"))
     if curve:
         written["loss"] = plots.loss_plot({model.label: curve}, out_dir / "loss.png",
@@ -295,7 +297,8 @@ def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | No
         "schema": REPORT_SCHEMA, "kind": "offline", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.time() - started, 1),
         "run": model.run, "model": model.path, "model_spec": model.spec, "policy_type": model.policy_type,
-        "checkpoint_step": model.step, "training_steps": plan.get("steps"), "final_loss": curve[-1][1] if curve else None,
+        "checkpoint_step": model.step, "training_steps": plan.get("steps"),
+        "final_loss": curve[-1][1] if curve else None,
         "dataset": {"repo_id": data.repo_id, "root": str(data.root), "group": data.group, "found_as": data.how},
         "episodes": res["episodes"], "held_out": res["held_out"], "held_out_reason": res["held_out_reason"],
         "device": res["device"], "method": METHOD, "action_names": res["names"],

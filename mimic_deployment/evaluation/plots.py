@@ -6,10 +6,15 @@ Every figure is at least 900 x 500 px.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from mimic_deployment.util.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: numpy is imported inside the functions that draw
+    import numpy as np
+    from numpy.typing import ArrayLike
 
 DPI = 100
 
@@ -35,7 +40,7 @@ def _save(fig, plt, out: Path) -> Path:
     return out
 
 
-def pick_joints(target, count: int) -> list[int]:
+def pick_joints(target: ArrayLike, count: int) -> list[int]:
     """The `count` action dimensions that move most in this episode (by variance), in index order."""
     import numpy as np
 
@@ -44,8 +49,8 @@ def pick_joints(target, count: int) -> list[int]:
     return sorted(order)
 
 
-def actions_plot(pred, target, names: Sequence[str], out: Path, *, title: str, fps: float | None = None,
-                 joints: int = 4) -> Path:
+def actions_plot(pred: np.ndarray, target: np.ndarray, names: Sequence[str], out: Path, *, title: str,
+                 fps: float | None = None, joints: int = 4) -> Path:
     """Predicted (dashed) against recorded (solid) actions over one episode, a few joints."""
     import numpy as np
 
@@ -130,7 +135,7 @@ def compare_plot(curves: dict[str, list[tuple[int, float]]], errors: dict[str, d
     mse = [(errors[n] or {}).get("mse") for n in labels]
     ax2.bar([x - width / 2 for x in xs], [v or 0 for v in l1], width, label="L1", color="tab:blue")
     ax2.bar([x + width / 2 for x in xs], [v or 0 for v in mse], width, label="MSE", color="tab:red")
-    for x, a, b in zip(xs, l1, mse):
+    for x, a in zip(xs, l1):
         if a is None:
             ax2.text(x, 0, "not evaluated", ha="center", va="bottom", fontsize=8, rotation=90)
     ax2.set_xticks(xs)

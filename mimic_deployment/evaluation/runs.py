@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mimic_deployment.host import paths
+from mimic_deployment.logs.lerobot_format import StepCounter
 from mimic_deployment.runs import registry
+from mimic_deployment.runs.record import RunRecord
 from mimic_deployment.util.errors import UserError
-from mimic_deployment.logs.progress import format_big_number, parse_big_number
+from mimic_deployment.util.names import REPO_ID as _HUB_ID  # the one HF repo-id pattern
 
-_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+=-]*\Z")
 REPORT_FILE = "report.json"
 MODEL_FORMS = "a run name, a checkpoint folder (pretrained_model, checkpoints/NNN or a training output dir) or a Hub id"
@@ -82,15 +83,6 @@ def _read_json(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _checkpoint_step(pretrained: Path) -> int | None:
-    try:
-        step = json.loads((pretrained.parent / "training_state" / "training_step.json").read_text())["step"]
-        return int(step)
-    except (OSError, ValueError, KeyError, TypeError):
-        name = pretrained.resolve().parent.name
-        return int(name) if name.isdigit() else None
-
-
 def pretrained_folder(folder: Path) -> Path:
     """The folder holding config.json for any of the accepted local forms, else UserError."""
     folder = folder.expanduser()
@@ -118,17 +110,16 @@ def _run_of_path(pretrained: Path) -> str | None:
 
 def _local_model(spec: str, pretrained: Path, run: str | None = None) -> Model:
     return Model(spec=spec, path=str(pretrained), local=True, run=run or _run_of_path(pretrained),
-                 step=_checkpoint_step(pretrained), config=_read_json(pretrained / "config.json"),
+                 step=paths.checkpoint_step(pretrained.resolve().parent), config=_read_json(pretrained / "config.json"),
                  train_config=_read_json(pretrained / "train_config.json"))
 
 
-def run_checkpoint(name: str, record: dict) -> Path:
-    out = Path(record["plan"]["output_dir"])
+def run_checkpoint(name: str, record: RunRecord) -> Path:
+    out = Path(record.plan["output_dir"])
     pretrained = out / "checkpoints" / "last" / "pretrained_model"
     if not (pretrained / "config.json").is_file():
-        state = record.get("state", "?")
-        raise UserError(f"run {name!r} ({state}) has no checkpoint yet: nothing at {pretrained}",
-                        hint=f"it saves one every {record['plan'].get('save_freq', '?')} steps and at the end; "
+        raise UserError(f"run {name!r} ({record.state.value}) has no checkpoint yet: nothing at {pretrained}",
+                        hint=f"it saves one every {record.plan.get('save_freq', '?')} steps and at the end; "
                              "or pass a checkpoint folder")
     return pretrained.absolute()
 
@@ -145,9 +136,9 @@ def resolve_model(spec: str | None, what: str = "MODEL_PATH") -> Model:
         record = registry.read(spec)
         if record is not None:
             return _local_model(spec, run_checkpoint(spec, record), run=spec)
-        known = registry.list_names()
-        raise UserError(f"{what}={spec!r}: no run, folder or Hub id of that name",
-                        hint=f"runs here: {', '.join(known[-5:])}" if known else f"{what} is {MODEL_FORMS}")
+        close = registry.close_names(spec)
+        hint = "did you mean " + " or ".join(map(repr, close)) + "?" if close else f"{what} is {MODEL_FORMS}"
+        raise UserError(f"{what}={spec!r}: no run, folder or Hub id of that name", hint=hint)
     if _HUB_ID.match(spec) and not spec.startswith(("./", "../", "~")):
         return Model(spec=spec, path=spec, local=False)
     raise UserError(f"{what}={spec!r}: not found (no such folder, run or Hub id)", hint=f"{what} is {MODEL_FORMS}")
@@ -155,50 +146,27 @@ def resolve_model(spec: str | None, what: str = "MODEL_PATH") -> Model:
 
 # --- loss curves ------------------------------------------------------------------------------
 
-_STEP_LOSS_RE = re.compile(r"step:(\d+[KMBTQ]?) smpl:\S+ ep:\S+ epch:\S+ loss:(-?[0-9.]+(?:e[-+]?\d+)?|nan|inf)")
-_CKPT_RE = re.compile(r"Checkpoint policy after step (\d+)")
-_LOG_FREQ_RE = re.compile(r"'log_freq': (\d+)")
-
-
 def loss_curve(log_file: str | os.PathLike | None) -> list[tuple[int, float]]:
     """[(step, loss)] from LeRobot's step lines (`step:N ... loss:X`), every attempt of the log.
 
-    Step numbers above 999 are printed rounded (`2K`); they are rebuilt from the previous exact
-    step (a step line or `Checkpoint policy after step N`) plus log_freq when that reproduces what
-    was printed, else the rounded value is kept. A resumed attempt overwrites the steps it redoes.
-    Reads the whole log, line by line (evaluation is not on the `status` fast path).
+    Rounded step numbers (`2K`) are rebuilt as logs/lerobot_format.StepCounter does, else kept
+    rounded. A resumed attempt overwrites the steps it redoes. Reads the whole log, line by line
+    (evaluation is not on the `status` fast path).
     """
     if not log_file:
         return []
     points: dict[int, float] = {}
-    prev: int | None = None
-    log_freq: int | None = None
+    counter = StepCounter()
     try:
-        handle = open(log_file, "r", encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    with handle:
-        for line in handle:
-            if "'log_freq'" in line:
-                m = _LOG_FREQ_RE.search(line)
-                if m:
-                    log_freq = int(m.group(1))
-            if "Checkpoint policy" in line:
-                for m in _CKPT_RE.finditer(line):
-                    prev = int(m.group(1))
-            if "loss:" not in line:
-                continue
-            for m in _STEP_LOSS_RE.finditer(line):
-                value, approx = parse_big_number(m.group(1))
-                if approx and prev is not None and log_freq:
-                    guess = prev + log_freq
-                    if format_big_number(guess) == m.group(1):
-                        value = guess
-                try:
-                    points[value] = float(m.group(2))
-                except ValueError:
-                    continue
-                prev = value
+        with open(log_file, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                for step, fields in counter.feed(line):
+                    try:
+                        points[step] = float(fields["loss"])
+                    except (KeyError, ValueError):
+                        continue
+    except OSError:  # missing or unreadable: the curve so far (none for a missing log)
+        pass
     return sorted(points.items())
 
 

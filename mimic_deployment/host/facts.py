@@ -7,9 +7,9 @@ import socket
 import sys
 from pathlib import Path
 
+from mimic_deployment.config.machines import Machine, find_by_hostname
 from mimic_deployment.host import paths
 from mimic_deployment.host.gpus import read_gpus
-from mimic_deployment.config.machines import Machine, find_by_hostname
 from mimic_deployment.planning.plan import Facts, RunRequest
 
 

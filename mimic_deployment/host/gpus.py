@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # Without one of these there is no NVIDIA driver, and importing NVML is wasted time.
@@ -32,8 +33,10 @@ def is_busy(gpu: GpuInfo) -> bool:
     return bool(gpu.processes) or gpu.used_gb > BUSY_GPU_GB
 
 
-def wait_until_free(indices: set[int], *, read=None, should_stop=lambda: False, report=lambda busy: None,
-                    poll_seconds: float = 5.0, sleep=None) -> bool:
+def wait_until_free(indices: set[int], *, read: Callable[[], list[GpuInfo]] | None = None,
+                    should_stop: Callable[[], bool] = lambda: False,
+                    report: Callable[[list[GpuInfo]], object] = lambda busy: None,
+                    poll_seconds: float = 5.0, sleep: Callable[[float], object] | None = None) -> bool:
     """Block until none of `indices` is busy (True), or `should_stop()` (False). `report` gets
     the busy GPUs on each poll that finds some; `read` defaults to NVML."""
     import time

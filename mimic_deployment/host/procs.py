@@ -9,11 +9,35 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Mapping
 
 import psutil
 
+from mimic_deployment.host.paths import REPO_ROOT
+
 MARKER_VAR = "MIMIC_RUN_MARKER"
 CREATE_TIME_SLACK = 0.05  # seconds: create_time is derived from boot time and jiffies
+
+
+ENTRY_MODULE = "mimic_deployment._entry"  # the one stable entry point of detached processes
+
+
+def entry_argv(python: str, command: str, *args: str) -> list[str]:
+    """The argv that runs one of the toolkit's own detached processes (supervise, queue, prepare)."""
+    return [python, "-m", ENTRY_MODULE, command, *args]
+
+
+def child_env(marker: str | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The env of every process the toolkit starts for a run (supervisor, queue, prepare step,
+    trainer): this repo first on PYTHONPATH (so `python -m mimic_deployment._entry` resolves
+    from any cwd) and the run's marker, so `stop` finds whatever escapes the process group."""
+    env = dict(os.environ if base is None else base)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    root = str(REPO_ROOT)
+    env["PYTHONPATH"] = os.pathsep.join([root, *(p for p in parts if p != root)])
+    if marker:
+        env[MARKER_VAR] = marker
+    return env
 
 
 def identity(pid: int) -> dict:

@@ -1,34 +1,30 @@
 """From what the user asked (flags, env vars) and what is true here (facts) to fully resolved
 run plans: names, paths, batch size, the exact argv and env. Pure: no I/O, no side effects.
 
-Precedence for every setting: flag > env var > machine default > policy default.
+Precedence for every setting: flag > env var > machine default > policy default, resolved by
+the settings table (planning/settings.py) with a typed Source for each value.
 """
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
 
-from mimic_deployment.util.errors import UserError
-from mimic_deployment.host.gpus import GpuInfo
+from mimic_deployment.config import slurm as slurmconf
 from mimic_deployment.config.groups import GroupsConfig
 from mimic_deployment.config.lab import LabSettings
 from mimic_deployment.config.machines import Machine, MachineChoice, choose_machine
 from mimic_deployment.config.policies import Policy, get_policy
-from mimic_deployment.config import slurm as slurmconf
+from mimic_deployment.host.gpus import GpuInfo
 from mimic_deployment.host.paths import last_checkpoint_config
-from mimic_deployment.util.values import hub_offline, parse_bool, parse_count
+from mimic_deployment.planning.settings import TRAIN
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.names import merged_repo_id
+from mimic_deployment.util.settings import Source, SourceKind
+from mimic_deployment.util.values import hub_offline
 
-# setting -> (flag, env var, smallest allowed value)
-SETTINGS = {
-    "batch_size": ("--batch-size", "BATCH_SIZE", 1),
-    "steps": ("--steps", "STEPS", 1),
-    "save_freq": ("--save-freq", "SAVE_FREQ", 1),
-    "num_workers": ("--num-workers", "NUM_WORKERS", 0),
-    "num_gpus": ("--num-gpus", "NUM_GPUS", 1),
-}
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -37,7 +33,7 @@ class RunRequest:
     """What the user asked for. Flag values are raw strings (validated here, like env vars)."""
     policies: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    flags: Mapping[str, str | None] = field(default_factory=dict)  # keys of SETTINGS
+    flags: Mapping[str, str | None] = field(default_factory=dict)  # settings.COUNTS -> the flag's raw value
     computer: str | None = None
     tag: str | None = None
     hf_org: str | None = None
@@ -81,7 +77,7 @@ class RunPlan:
     save_freq: int
     num_workers: int
     num_gpus: int
-    sources: dict  # setting -> where its value came from
+    sources: dict[str, Source]  # setting -> where its value came from (str in the record)
     output_dir: str
     log_file: str
     record_dir: str
@@ -98,66 +94,79 @@ class RunPlan:
     slurm: dict = field(default_factory=dict)  # the job's settings (slurmconf.resolve); {} when local
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["sources"] = {k: str(v) for k, v in self.sources.items()}  # today's record text
+        return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunPlan":
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})  # older records lack new keys
+    def from_dict(cls, data: dict) -> RunPlan:
+        """A plan read back from a record; older records lack newer keys (their defaults apply)."""
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:  # written by a newer toolkit: dropping it would lose what the run was planned with
+            raise UserError(f"the run's plan has an unknown key {unknown[0]!r}",
+                            hint="it was written by a newer version of the toolkit; update this checkout")
+        fields = dict(data)
+        fields["sources"] = {k: Source.recorded(v) for k, v in (data.get("sources") or {}).items()}
+        return cls(**fields)
 
 
 # ---------------------------------------------------------------- values and their sources
 
-def _setting(name: str, request: RunRequest, env: Mapping[str, str], machine_value, machine: Machine,
-             policy_value, policy: Policy) -> tuple[int, str]:
-    flag, var, minimum = SETTINGS[name]
-    if request.flags.get(name) is not None:
-        return parse_count(request.flags[name], flag, minimum), f"flag {flag}"
-    if env.get(var, "") != "":
-        return parse_count(env[var], var, minimum), f"env {var}"
-    if machine_value is not None:
-        return machine_value, f"machine {machine.name}"
-    return policy_value, f"policy {policy.name} default"
+def _machine(machine: Machine, detail: str = "") -> Source:
+    return Source(SourceKind.MACHINE, f"machine {machine.name}{detail}")
+
+
+def _policy(policy: Policy, detail: str = " default") -> Source:
+    return Source(SourceKind.POLICY, f"policy {policy.name}{detail}")
 
 
 def _num_gpus(request: RunRequest, env: Mapping[str, str], machine: Machine, policy: Policy,
-              available: int) -> tuple[int, str]:
-    flag, var, _ = SETTINGS["num_gpus"]
-    asked = request.flags.get("num_gpus") is not None or env.get(var, "") != ""
+              available: int) -> tuple[int, Source]:
+    setting = TRAIN["num_gpus"]
+    given = setting.given(request.flags.get("num_gpus"), env)
     if machine.device == "cpu":
-        if asked:
-            raise UserError(f"{var}/{flag} given but {machine.name} has no GPU", hint="unset it to train on CPU")
-        return 0, f"machine {machine.name} (CPU)"
-    if asked:
-        value, source = _setting("num_gpus", request, env, None, machine, None, policy)
+        if given is not None:
+            raise UserError(f"{setting.env}/{setting.flag} given but {machine.name} has no GPU",
+                            hint="unset it to train on CPU")
+        return 0, _machine(machine, " (CPU)")
+    if given is not None:
+        value, source = int(given[0]), given[1]
         if value > available:
-            raise UserError(f"{source.split()[-1]}={value} but {machine.name} has {available} GPU(s)")
+            raise UserError(f"{source.name}={value} but {machine.name} has {available} GPU(s)")
         return value, source
     if policy.gpus == "all":
-        return available, f"policy {policy.name}: all GPUs of {machine.name}"
-    return min(policy.gpus, available), f"policy {policy.name} default"
+        return available, _policy(policy, f": all GPUs of {machine.name}")
+    return min(int(policy.gpus), available), _policy(policy)
+
+
+def _rule(text: str) -> Source:
+    return Source(SourceKind.RULE, text)
 
 
 def _push_to_hub(request: RunRequest, facts: Facts) -> tuple[bool, str]:
-    if request.push_to_hub is not None:
-        return request.push_to_hub, "flag"
-    if facts.env.get("PUSH_TO_HUB", "") != "":
-        return parse_bool(facts.env["PUSH_TO_HUB"], "PUSH_TO_HUB"), "env PUSH_TO_HUB"
-    if hub_offline(facts.env):
-        return False, "HF_HUB_OFFLINE is set"
-    if facts.hf_token:
-        return True, "a Hugging Face token is present"
-    return False, "no Hugging Face token (HF_TOKEN or `hf auth login`)"
+    value, source = TRAIN["push_to_hub"].resolve(
+        request.push_to_hub, facts.env,
+        (False if hub_offline(facts.env) else None, _rule("HF_HUB_OFFLINE is set")),
+        (True if facts.hf_token else None, _rule("a Hugging Face token is present")),
+        (False, _rule("no Hugging Face token (HF_TOKEN or `hf auth login`)")))
+    return value, _reason(source)
 
 
 def _wandb(request: RunRequest, facts: Facts) -> tuple[bool, str]:
-    if request.wandb is not None:
-        return request.wandb, "flag"
-    if facts.env.get("WANDB_ENABLE", "") != "":
-        return parse_bool(facts.env["WANDB_ENABLE"], "WANDB_ENABLE"), "env WANDB_ENABLE"
-    if facts.env.get("WANDB_MODE", "") in ("disabled", "offline") or facts.wandb_key:
-        mode = facts.env.get("WANDB_MODE", "")
-        return mode != "disabled", f"WANDB_MODE={mode}" if mode else "a W&B API key is present"
-    return False, "no W&B API key (WANDB_API_KEY or `wandb login`)"
+    mode = facts.env.get("WANDB_MODE", "")
+    value, source = TRAIN["wandb"].resolve(
+        request.wandb, facts.env,
+        # an explicit WANDB_MODE decides (and names itself) once W&B is configured at all
+        (mode != "disabled" if mode in ("disabled", "offline") or (mode and facts.wandb_key) else None,
+         _rule(f"WANDB_MODE={mode}")),
+        (True if facts.wandb_key else None, _rule("a W&B API key is present")),
+        (False, _rule("no W&B API key (WANDB_API_KEY or `wandb login`)")))
+    return value, _reason(source)
+
+
+def _reason(source: Source) -> str:
+    """The plan's push/W&B reason: today's text, where a flag reads just "flag"."""
+    return "flag" if source.kind is SourceKind.FLAG else str(source)
 
 
 # ---------------------------------------------------------------- argv
@@ -231,7 +240,9 @@ def _name_part(value: str, what: str) -> str:
 
 
 def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, request: RunRequest,
-                  record_dir: Path, env: Mapping[str, str], camera_policy: str | None) -> dict:
+                  record_dir: Path, env: Mapping[str, str], policy: Policy) -> dict:
+    """What the prepare step needs, in the job too: it checks the policy's needs (pi05's quantile
+    stats, the cameras its rename map reads) on the datasets it downloads."""
     group = groups.get(group_name)
     members = list(group.datasets)
     merge = len(members) > 1
@@ -239,11 +250,13 @@ def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, reque
         "group": group_name,
         "members": members,
         "merge": merge,
-        "repo_id": f"{lab.merged_namespace}/{group_name}" if merge else members[0],
+        "repo_id": merged_repo_id(lab.merged_namespace, group_name) if merge else members[0],
         "root": str(record_dir / "dataset"),  # a link the prepare step points at the real folder
         "dataset_root": request.dataset_root,
         "local": bool(getattr(group, "local", False)),
         "online": not hub_offline(env) and not getattr(group, "local", False),
+        "policy_type": policy.type,
+        "camera_policy": policy.cameras,
     }
 
 
@@ -251,19 +264,20 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
                groups: GroupsConfig, lab: LabSettings, rename_map: dict) -> RunPlan:
     machine, env = choice.machine, facts.env
     available = len(facts.gpus) if facts.gpus else machine.gpus
-    sources = {}
-    values = {}
+    sources: dict[str, Source] = {}
+    values: dict[str, int] = {}
     for setting, machine_value, policy_value in (
         ("batch_size", machine.batch_sizes.get(policy.name), policy.batch_size),
         ("steps", None, policy.steps),
         ("save_freq", None, policy.save_freq),
         ("num_workers", machine.num_workers, policy.num_workers if policy.num_workers is not None else 4),
     ):
-        values[setting], sources[setting] = _setting(setting, request, env, machine_value, machine, policy_value, policy)
+        values[setting], sources[setting] = TRAIN[setting].resolve(
+            request.flags.get(setting), env, (machine_value, _machine(machine)), (policy_value, _policy(policy)))
     num_gpus, sources["num_gpus"] = _num_gpus(request, env, machine, policy, available)
     launcher, sources["launcher"] = slurmconf.resolve_launcher(request.launcher, env, machine)
     slurmconf.check_flags_unused(request.slurm, launcher)
-    slurm = {}
+    slurm: dict = {}
     if launcher == "slurm":
         num_gpus, sources["num_gpus"] = slurmconf.job_gpus(request.slurm, machine, num_gpus, sources["num_gpus"])
         slurm, slurm_sources = slurmconf.resolve(request.slurm, env, machine, num_gpus)
@@ -273,13 +287,14 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
     name = "_".join(_name_part(p, "name part") for p in parts)
     outputs = facts.outputs
     output_dir, record_dir = outputs / "train" / name, outputs / "runs" / name
-    org = request.hf_org or env.get("HF_ORG") or lab.hub_org
+    org, _ = TRAIN["hf_org"].resolve(request.hf_org or None, env, (lab.hub_org, Source(SourceKind.LAB, "lab hub_org")))
     push, push_reason = _push_to_hub(request, facts)
     use_wandb, wandb_reason = _wandb(request, facts)
-    dataset = _dataset_spec(group, groups, lab, request, record_dir, env, policy.cameras)
-    base_model = request.base_model or env.get("BASE_MODEL") or policy.base_model
-    sources["base_model"] = ("flag --base-model" if request.base_model else
-                             "env BASE_MODEL" if env.get("BASE_MODEL") else f"policy {policy.name}")
+    dataset = _dataset_spec(group, groups, lab, request, record_dir, env, policy)
+    base_model, sources["base_model"] = TRAIN["base_model"].resolve(request.base_model or None, env,
+                                                                    (policy.base_model, _policy(policy, "")))
+    if base_model is None:  # from scratch: the policy decided it
+        sources["base_model"] = _policy(policy, "")
     notes = (f"{policy.title} on {machine.name} ({machine.gpu or machine.device}), group {group}: "
              f"{len(dataset['members'])} dataset(s), batch {values['batch_size']} x {max(num_gpus, 1)} "
              f"process(es), {values['steps']} steps, toolkit {facts.toolkit_commit or 'unknown'}")
@@ -307,16 +322,12 @@ def build_plans(request: RunRequest, facts: Facts, *, policies: dict, machines: 
     """Every (policy, group) pair of the request, in order. Raises UserError on any bad input."""
     if not request.policies:
         raise UserError("no policy given", hint="--policy NAME (see --list-policies)")
-    group_names = list(request.groups) or _split(facts.env.get("DATASET_GROUP", ""))
+    group_names = list(request.groups) or _split(TRAIN["dataset_group"].resolve(None, facts.env)[0] or "")
     if not group_names:
         raise UserError("no dataset group given", hint="--dataset-group NAME or DATASET_GROUP (see --list-groups)")
     for group in group_names:
         groups.get(group)  # unknown -> UserError with a close match
-    computer, computer_from = request.computer, "--computer"
-    if not computer and facts.env.get("COMPUTER"):
-        computer, computer_from = facts.env["COMPUTER"], "COMPUTER"
-    choice = choose_machine(machines, requested=computer, requested_from=computer_from,
-                            hostname=facts.hostname, gpus=facts.gpus)
+    choice = machine_here(request.computer, facts, machines)
     plans = []
     for policy_name in request.policies:
         policy = get_policy(policy_name, policies)
@@ -328,6 +339,14 @@ def build_plans(request: RunRequest, facts: Facts, *, policies: dict, machines: 
     if duplicates:
         raise UserError(f"run {duplicates[0]!r} is asked for twice in one command")
     return plans
+
+
+def machine_here(computer: str | None, facts: Facts, machines: dict[str, Machine]) -> MachineChoice:
+    """The machine profile runs are planned for: --computer > COMPUTER > this host (choose_machine)."""
+    given = TRAIN["computer"].given(computer or None, facts.env)
+    requested, source = given if given is not None else (None, None)
+    return choose_machine(machines, requested=requested, requested_from=source.name if source else "--computer",
+                          hostname=facts.hostname, gpus=facts.gpus)
 
 
 def _split(text: str) -> list[str]:

@@ -39,7 +39,8 @@ def dry_run_text(plan: RunPlan) -> str:
     body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
     text = f"{plan.name}\n{body}\n  command:\n    {shell_command(plan.argv, plan.env)}\n"
     if plan.launcher == "slurm":
-        from mimic_deployment.launchers.slurm import SCRIPT_FILE, sbatch_script
+        # here, not at the top: only a Slurm plan needs it, and the Slurm package loads its job side too
+        from mimic_deployment.launchers.slurm.script import SCRIPT_FILE, sbatch_script
 
         script = "\n".join(f"    {line}".rstrip() for line in sbatch_script(plan).splitlines())
         text += f"  sbatch script ({plan.record_dir}/{SCRIPT_FILE}):\n{script}\n"

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mimic_deployment.host import procs
-from mimic_deployment.runs import registry, tracking
-from mimic_deployment.util.errors import UserError
 from mimic_deployment.host.facts import toolkit_commit
 from mimic_deployment.host.gpus import GpuInfo, is_busy, read_gpus
 from mimic_deployment.planning.plan import RunPlan
-from mimic_deployment.runs.registry import State
-
+from mimic_deployment.runs import registry, tracking
+from mimic_deployment.runs.record import Attempt, RunRecord, State
+from mimic_deployment.util.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,8 @@ def check_collision(plan: RunPlan) -> None:
     record = registry.read(plan.name)
     if record is not None:
         record = tracking.refresh(record)
-        state, step = record["state"], tracking.last_checkpoint_step(plan.output_dir)
-        if not State(state).ended:
+        state, step = record.state.value, tracking.last_checkpoint_step(plan.output_dir)
+        if not record.state.ended:
             raise UserError(f"run {plan.name!r} is {state} (pid {tracking.owner_pid(record)})",
                             hint=f"follow it with `logs {plan.name} -f`, stop it with `stop {plan.name}`, "
                                  f"or start another with --tag")
@@ -61,7 +60,8 @@ def assign_gpus(plans: list[RunPlan], options: LaunchOptions, gpus: list[GpuInfo
     if options.sequential or len(free) < wanted:
         ids = ",".join(str(g.index) for g in (free or gpus)[: max(p.num_gpus for p in plans)])
         return [ids] * len(plans)
-    out, cursor = [], 0
+    out: list[str | None] = []
+    cursor = 0
     for plan in plans:
         out.append(",".join(str(g.index) for g in free[cursor: cursor + plan.num_gpus]))
         cursor += plan.num_gpus
@@ -75,24 +75,23 @@ def _lerobot_version() -> str | None:
         return None
 
 
-def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: list[GpuInfo]) -> dict:
+def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: list[GpuInfo]) -> RunRecord:
     plan_dict = plan.to_dict()
     plan_dict["env"] = registry.scrub_env(plan_dict["env"])
-    return {
-        "state": State.QUEUED.value, "launcher": options.launcher, "plan": plan_dict,
-        "marker": f"{plan.name}:{uuid.uuid4().hex[:12]}", "max_restarts": options.max_restarts,
-        "toolkit_commit": toolkit_commit(), "lerobot_version": _lerobot_version(),
-        "gpus": [g.to_dict() for g in gpus if devices and str(g.index) in devices.split(",")],
-        "cuda_visible_devices": devices, "wait_for_gpus": options.wait,
-        "attempts": [{"kind": "train", "argv": plan.argv, "queued_at": registry.now()}],
-        "stop_requested": False, "supervisor": None, "trainer": None,
+    return RunRecord(
+        name=plan.name, launcher=options.launcher, plan=plan_dict,
+        marker=f"{plan.name}:{uuid.uuid4().hex[:12]}", max_restarts=options.max_restarts,
+        toolkit_commit=toolkit_commit(), lerobot_version=_lerobot_version(),
+        gpus=[g.to_dict() for g in gpus if devices and str(g.index) in devices.split(",")],
+        cuda_visible_devices=devices, wait_for_gpus=options.wait,
+        attempts=[Attempt(kind="train", argv=list(plan.argv), queued_at=registry.now())],
         # owner of the queued record until a supervisor (or queue) takes over: without it, a
         # `status` in that window (or while --foreground runs an earlier run) judged it lost
-        "launched_by": procs.identity(os.getpid()),
-    }
+        launched_by=procs.identity(os.getpid()),
+    )
 
 
-def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
+def launch(plans: list[RunPlan], options: LaunchOptions) -> list[RunRecord]:
     """Everything that can be refused is refused before the first name is claimed."""
     from mimic_deployment.launchers import get_launcher
 
@@ -100,15 +99,14 @@ def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
     for plan in plans:
         check_collision(plan)
     _preflight(plans)
-    if hasattr(launcher, "check"):  # slurm: sbatch --test-only, so a refused job records nothing
-        launcher.check(plans)
+    launcher.check(plans)  # slurm: sbatch --test-only, so a refused job records nothing
     local = options.launcher == "local"  # on Slurm the job gets its GPUs from the allocation
     gpus = read_gpus() if local and any(p.device == "cuda" for p in plans) else []
     devices = assign_gpus(plans, options, gpus) if local else [None] * len(plans)
     claimed = []
     try:
         for plan, dev in zip(plans, devices):
-            registry.create(plan.name, _record(plan, options, dev, gpus))
+            registry.create(_record(plan, options, dev, gpus))
             claimed.append(plan.name)
     except UserError:
         for name in claimed:  # a simultaneous launch took one of the names: release ours cleanly
@@ -116,11 +114,16 @@ def launch(plans: list[RunPlan], options: LaunchOptions) -> list[dict]:
         raise
     for plan in plans:
         Path(plan.log_file).parent.mkdir(parents=True, exist_ok=True)
-    records = [registry.read(name) for name in claimed]
+    records = [registry.require(name) for name in claimed]
     if options.foreground:
         return records
     started = launcher.start(records, sequential=options.sequential, continue_on_failure=options.continue_on_failure)
-    return [registry.update(name, lambda r, info=info: r.update(info)) for name, info in started.items()]
+    updated = []
+    for name, info in started.items():
+        def store(record: RunRecord, info: dict = info) -> None:  # the default binds this run's info
+            record.set(**info)
+        updated.append(registry.update(name, store))
+    return updated
 
 
 def _preflight(plans: list[RunPlan]) -> None:
@@ -140,6 +143,8 @@ def run_foreground(names: list[str], continue_on_failure: bool) -> int:
         code = Supervisor(name, echo=True).run()
         if code != 0 and not continue_on_failure:
             for rest in names[i + 1:]:
-                registry.update(rest, lambda r: registry.advance(r, State.STOPPED, reason=f"{name} did not finish"))
+                def stop(record: RunRecord, failed: str = name) -> None:  # the default binds the failed run's name
+                    registry.advance(record, State.STOPPED, reason=f"{failed} did not finish")
+                registry.update(rest, stop)
             return code
     return code

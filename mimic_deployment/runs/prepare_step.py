@@ -12,8 +12,8 @@ from mimic_deployment.util.errors import UserError
 def main(name: str) -> int:
     from mimic_deployment.datasets.prepare import prepare
 
-    record = registry.read(name)
-    spec, link = record["plan"]["dataset"], Path(record["plan"]["dataset"]["root"])
+    record = registry.require(name)
+    spec, link = record.plan["dataset"], Path(record.plan["dataset"]["root"])
     try:
         prepare(spec, link, log=lambda msg: print(msg, flush=True))
     except UserError as exc:

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 
-from mimic_deployment._entry import command_argv
+from mimic_deployment.host import procs
 from mimic_deployment.runs import registry
-from mimic_deployment.runs.registry import State
+from mimic_deployment.runs.record import State
 
 
 def _cancel(names: list[str], reason: str) -> None:
@@ -37,18 +37,19 @@ def main(argv: list[str]) -> int:
             _cancel(names[i:], "queue stopped")
             return 1
         record = registry.read(name)
-        if record is None or record["state"] != State.QUEUED.value:
-            print(f"[mimic] queue: skipping {name} ({record and record['state']})", flush=True)
+        if record is None or record.state is not State.QUEUED:
+            print(f"[mimic] queue: skipping {name} ({record and record.state.value})", flush=True)
             continue
         print(f"[mimic] queue: starting {name} ({i + 1}/{len(names)})", flush=True)
-        with open(record["plan"]["log_file"], "ab", buffering=0) as log:
-            env = {**__import__("os").environ, "MIMIC_RUN_MARKER": record["marker"]}
+        with open(record.plan["log_file"], "ab", buffering=0) as log:
+            env = procs.child_env(record.marker)
             # its own process group: `stop NAME` signals that group, which must not take the queue down
-            current["proc"] = subprocess.Popen(command_argv(sys.executable, "supervise", name),
+            current["proc"] = subprocess.Popen(procs.entry_argv(sys.executable, "supervise", name),
                                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                                                start_new_session=True)
             current["proc"].wait()
-        state = (registry.read(name) or {}).get("state")
+        ended = registry.read(name)
+        state = ended.state.value if ended else None
         print(f"[mimic] queue: {name} ended {state}", flush=True)
         if state != State.FINISHED.value and not keep_going:
             _cancel(names[i + 1:], f"queue stopped: {name} {state}")

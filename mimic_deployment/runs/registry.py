@@ -1,8 +1,9 @@
-"""The run registry: one JSON record per run at outputs/runs/<name>/run.json.
+"""The run registry: the only reader and writer of outputs/runs/<name>/run.json (a RunRecord).
 
-Written atomically (temp file + fsync + rename) under a per-run lock, versioned by `schema`.
-Within one attempt a state only moves forward (queued -> running -> an end); `resume` opens
-a new attempt and keeps the previous ones in `attempts`. Never deleted, never overwritten blind.
+Written atomically (temp file + fsync + rename) under a per-run lock, versioned by `schema`
+(runs/record.py: the types, the forward-only State, migrate()). Within one attempt a state only
+moves forward; `resume` opens a new attempt and keeps the previous ones. Never deleted, never
+overwritten blind.
 """
 from __future__ import annotations
 
@@ -11,35 +12,20 @@ import fcntl
 import json
 import os
 import socket
-import time
-from enum import Enum
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from mimic_deployment.host import paths
+from mimic_deployment.runs.record import SCHEMA, Attempt, RunRecord, State, migrate, now
 from mimic_deployment.util.atomic import atomic_write_json
 from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.suggest import close_matches
 
-SCHEMA = 1
+__all__ = ["SCHEMA", "Attempt", "RunRecord", "State", "now", "read", "require", "update", "create", "advance",
+           "open_attempt", "list_names", "scan", "read_file", "read_all", "atomic_write_json"]
+
 RECORD_FILE = "run.json"
 SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
-
-
-class State(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    FINISHED = "finished"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    LOST = "lost"
-
-    @property
-    def rank(self) -> int:
-        return {State.QUEUED: 0, State.RUNNING: 1}.get(self, 2)
-
-    @property
-    def ended(self) -> bool:
-        return self.rank == 2
 
 
 def runs_dir() -> Path:
@@ -50,22 +36,39 @@ def record_dir(name: str) -> Path:
     return runs_dir() / name
 
 
-def now() -> float:
-    return round(time.time(), 3)
-
-
 def scrub_env(env: dict) -> dict:
     """Never store an HF or W&B token (or anything that looks like a secret)."""
     return {k: v for k, v in env.items() if not any(word in k.upper() for word in SECRET_WORDS)}
 
 
-def read(name: str) -> dict | None:
+def _parse(file: Path | str) -> RunRecord:
+    with open(file, "rb") as handle:
+        return migrate(json.loads(handle.read()))
+
+
+def read(name: str) -> RunRecord | None:
+    file = record_dir(name) / RECORD_FILE
     try:
-        return json.loads((record_dir(name) / RECORD_FILE).read_text())
+        return _parse(file)
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as exc:  # cannot happen through atomic writes; say so if it does
-        raise UserError(f"{record_dir(name) / RECORD_FILE}: corrupt record ({exc})") from None
+    except (json.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # cannot happen through atomic writes; say so if it does (a newer schema: UserError as is)
+        raise UserError(f"{file}: corrupt record ({exc})") from None
+
+
+def close_names(name: str) -> list[str]:
+    return close_matches(name, list_names(), n=3)
+
+
+def require(name: str) -> RunRecord:
+    """The record of `name`, or the one "no run named X" error, with the closest recorded names."""
+    record = read(name)
+    if record is not None:
+        return record
+    close = close_names(name)
+    raise UserError(f"no run named {name!r}",
+                    hint="did you mean " + " or ".join(map(repr, close)) + "?" if close else "see `status --all`")
 
 
 def list_names() -> list[str]:
@@ -97,29 +100,23 @@ def scan(names: list[str] | None = None) -> list[tuple[str, str, os.stat_result]
     return found
 
 
-def read_file(file: str) -> dict | None:
+def read_file(file: str) -> RunRecord | None:
+    """A record, or None when it is missing or unreadable (corrupt, or of a newer schema):
+    scanning callers (status) skip it rather than fail for every run."""
     try:
-        with open(file, "rb") as handle:
-            return json.loads(handle.read())
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return _parse(file)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, UserError):
         return None
 
 
-def read_all() -> list[dict]:
-    """Every record, by name. On the `status` path: plain os calls, no Path per record."""
+def read_all() -> list[RunRecord]:
+    """Every readable record, by name. On the `status` path: plain os calls, no Path per record."""
     try:
         with os.scandir(runs_dir()) as entries:
             files = sorted((entry.name, os.path.join(entry.path, RECORD_FILE)) for entry in entries)
     except FileNotFoundError:
         return []
-    records = []
-    for _, file in files:
-        try:
-            with open(file, "rb") as handle:
-                records.append(json.loads(handle.read()))
-        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-            continue
-    return records
+    return [record for record in (read_file(file) for _, file in files) if record is not None]
 
 
 @contextlib.contextmanager
@@ -129,52 +126,37 @@ def locked(name: str) -> Iterator[None]:
         yield
 
 
-def create(name: str, record: dict) -> None:
+def create(record: RunRecord) -> None:
     """Claim the name: exactly one of two simultaneous launches gets it."""
+    name = record.name
     runs_dir().mkdir(parents=True, exist_ok=True)
     try:
         os.mkdir(record_dir(name))
     except FileExistsError:
         raise UserError(f"run {name!r} already exists (launched at the same moment?)",
                         hint="see `status`, or pick another name with --tag") from None
-    record = {"schema": SCHEMA, "name": name, "created_at": now(), "updated_at": now(),
-              "host": socket.gethostname(), "attempts": [], "restarts": 0, **record}
-    atomic_write_json(record_dir(name) / RECORD_FILE, record)
+    record.created_at = record.updated_at = now()
+    record.host = socket.gethostname()
+    atomic_write_json(record_dir(name) / RECORD_FILE, record.to_json())
 
 
-def update(name: str, change: Callable[[dict], None]) -> dict:
-    """Read-modify-write under the run's lock. `change` edits the dict in place."""
+def update(name: str, change: Callable[[RunRecord], object]) -> RunRecord:
+    """Read-modify-write under the run's lock. `change` edits the record in place."""
     with locked(name):
         record = read(name)
         if record is None:
             raise UserError(f"no run named {name!r}")
         change(record)
-        record["updated_at"] = now()
-        atomic_write_json(record_dir(name) / RECORD_FILE, record)
+        record.updated_at = now()
+        atomic_write_json(record_dir(name) / RECORD_FILE, record.to_json())
         return record
 
 
-def advance(record: dict, state: State, **fields) -> bool:
-    """Move `record` forward to `state` (in place). A move backwards or out of an end is refused."""
-    current = State(record["state"])
-    if current.ended or state.rank < current.rank:
-        return False
-    record["state"] = state.value
-    record.update(fields)
-    if state.ended:
-        record.setdefault("ended_at", now())
-        if record.get("ended_at") is None:
-            record["ended_at"] = now()
-    return True
+def advance(record: RunRecord, state: State, **fields: object) -> bool:
+    """Move `record` forward to `state` (in place); a move TRANSITIONS refuse changes nothing."""
+    return record.advance(state, **fields)
 
 
-def open_attempt(record: dict, kind: str, argv: list[str]) -> None:
-    """A new attempt (launch or resume): archive the last one, start again from queued."""
-    if record.get("state") and not State(record["state"]).ended and record.get("attempts"):
-        raise UserError(f"run {record['name']!r} is {record['state']}", hint="stop it first")
-    if record.get("attempts"):
-        last = record["attempts"][-1]
-        last.update({k: record.get(k) for k in ("state", "ended_at", "exit_code", "reason")})
-    record["attempts"].append({"kind": kind, "argv": argv, "queued_at": now()})
-    record.update(state=State.QUEUED.value, started_at=None, ended_at=None, exit_code=None,
-                  reason=None, stop_requested=False, supervisor=None, trainer=None, queue=None)
+def open_attempt(record: RunRecord, kind: str, argv: list[str]) -> None:
+    """A new attempt (resume, Slurm requeue): start again from queued."""
+    record.open_attempt(kind, argv)

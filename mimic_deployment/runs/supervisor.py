@@ -15,13 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from mimic_deployment._entry import command_argv
 from mimic_deployment.host import paths, procs
-from mimic_deployment.runs import registry
+from mimic_deployment.logs import markers
 from mimic_deployment.planning.plan import RunPlan, resume_argv
-from mimic_deployment.runs.registry import State
+from mimic_deployment.runs import registry
+from mimic_deployment.runs.record import RunRecord, State
 
 PR_SET_PDEATHSIG = 1
 
@@ -37,11 +38,12 @@ def _die_with_parent() -> None:
 class Supervisor:
     def __init__(self, name: str, echo: bool = False):
         self.name = name
-        record = registry.read(name)
-        self.plan = RunPlan.from_dict(record["plan"])
-        self.marker = record["marker"]
+        record = registry.require(name)
+        self.plan = RunPlan.from_dict(record.plan)
+        self.marker = record.marker
         Path(self.plan.log_file).parent.mkdir(parents=True, exist_ok=True)
-        self.log = open(self.plan.log_file, "ab", buffering=0)
+        # open for the supervisor's whole life: the trainer's stdout/stderr are handed this handle
+        self.log = open(self.plan.log_file, "ab", buffering=0)  # noqa: SIM115
         self.stop_signal: int | None = None
         self.trainer: subprocess.Popen | None = None
         self.echo = echo
@@ -62,7 +64,7 @@ class Supervisor:
                 else:
                     time.sleep(0.2)
 
-    def update(self, change) -> dict | None:
+    def update(self, change: Callable[[RunRecord], object]) -> RunRecord | None:
         try:
             return registry.update(self.name, change)
         except OSError as exc:  # a full disk must not kill the training; the log says what happened
@@ -82,40 +84,46 @@ class Supervisor:
     def run(self, resume_steps: int | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
-        os.environ[procs.MARKER_VAR] = self.marker
-        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        os.environ.update(procs.child_env(self.marker))  # this process too: `stop` finds it by the marker
         if self.echo:
             threading.Thread(target=self._echo_log, daemon=True).start()
-        record = self.update(lambda r: registry.advance(
-            r, State.RUNNING, started_at=registry.now(), supervisor=procs.identity(os.getpid())))
-        if record is None or record["state"] != State.RUNNING.value:
-            self.say(f"not starting: the run is {record and record['state']}")
-            return 1
-        kind = record["attempts"][-1]["kind"] if record.get("attempts") else "train"
-        self.say(f"=== {self.name}: attempt {len(record['attempts'])} ({kind}) starting, supervisor pid {os.getpid()} ===")
-        if kind != "resume" and not self.prepare():
-            return 1
-        if not self.wait_for_gpus(record):
-            return self.finish(None)
-        argv = record["attempts"][-1]["argv"]
-        return self.train_loop(argv, record.get("max_restarts", 0))
+        started = {}
 
-    def prepare(self) -> bool:
-        """The dataset step: make the plan's dataset folder exist (download, check, merge, link)."""
-        if self.stop_signal:
+        def start(r: RunRecord) -> None:
+            started["now"] = registry.advance(r, State.RUNNING, started_at=registry.now(),
+                                              supervisor=procs.identity(os.getpid()))
+        record = self.update(start)
+        if record is None or not started["now"]:
+            self.say(f"not starting: the run is {record and record.state.value}")
+            return 1
+        kind = record.current.kind
+        self.log.write(markers.attempt_start_line(len(record.attempts)).encode())  # what log readers match
+        self.say(f"=== {self.name}: attempt {len(record.attempts)} ({kind}) starting, "
+                 f"supervisor pid {os.getpid()} ===")
+        if kind != "resume":
+            code = self.prepare()
+            if code is not None:
+                return code
+        if not self.wait_for_gpus(record) or self._stopping():
+            return self.finish(None)  # stopped before the trainer started: it never starts
+        return self.train_loop(record.current.argv, record.max_restarts)
+
+    def prepare(self) -> int | None:
+        """The dataset step: make the plan's dataset folder exist (download, check, merge, link).
+        None: go on to train; else the run has ended (failed or stopped) and this is its exit code."""
+        if self._stopping():  # a stop that came before the step: end once, start nothing
             return self.finish(None)
-        cmd = command_argv(sys.executable, "prepare", self.name)
+        cmd = procs.entry_argv(sys.executable, "prepare", self.name)
         self.say("preparing the dataset: " + ", ".join(self.plan.datasets))
         code = self._run_child(cmd)
-        if code != 0:
-            self.finish(code, reason=None if self._stopping() else "dataset preparation failed (see the log)")
-            return False
-        return True
+        if code != 0 or self._stopping():
+            return self.finish(code, reason=None if self._stopping() else "dataset preparation failed (see the log)")
+        return None
 
-    def wait_for_gpus(self, record: dict) -> bool:
+    def wait_for_gpus(self, record: RunRecord) -> bool:
         """--wait: hold the start until the run's GPUs are free; False when stopped meanwhile."""
-        devices = record.get("cuda_visible_devices")
-        if not record.get("wait_for_gpus") or not devices:
+        devices = record.cuda_visible_devices
+        if not record.wait_for_gpus or not devices:
             return True
         from mimic_deployment.host.gpus import wait_until_free
 
@@ -130,18 +138,20 @@ class Supervisor:
         return wait_until_free({int(i) for i in devices.split(",")}, should_stop=self._stopping, report=report)
 
     def _stopping(self) -> bool:
-        return bool(self.stop_signal or (registry.read(self.name) or {}).get("stop_requested"))
+        record = registry.read(self.name)
+        return bool(self.stop_signal or (record and record.stop_requested))
 
     def _run_child(self, argv: list[str]) -> int:
         if self._stopping():  # a stop that came between two children (a restart): start nothing
             self.stop_signal = self.stop_signal or signal.SIGTERM
             return -signal.SIGTERM
-        env = {**os.environ, **self.plan.env, **self._gpu_env()}
+        env = {**procs.child_env(self.marker), **self.plan.env, **self._gpu_env()}
         self.trainer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
                                         env=env, cwd=self.plan.record_dir, preexec_fn=_die_with_parent)
         if self.stop_signal:  # it came while the child was starting: the handler saw no child yet
             self.trainer.send_signal(signal.SIGTERM)
-        self.update(lambda r: r.update(trainer=procs.identity(self.trainer.pid)))
+        trainer = procs.identity(self.trainer.pid)
+        self.update(lambda r: r.set(trainer=trainer))
         while True:
             try:
                 return self.trainer.wait()
@@ -149,8 +159,8 @@ class Supervisor:
                 continue
 
     def _gpu_env(self) -> dict:
-        record = registry.read(self.name) or {}
-        devices = record.get("cuda_visible_devices")
+        record = registry.read(self.name)
+        devices = record.cuda_visible_devices if record else None
         return {"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {}
 
     def train_loop(self, argv: list[str], max_restarts: int) -> int:
@@ -163,8 +173,9 @@ class Supervisor:
                 return self.finish(code)
             if restarts < max_restarts and paths.last_checkpoint_config(self.plan.output_dir).exists():
                 restarts += 1
+                self.log.write(markers.restart_start_line(restarts).encode())
                 self.say(f"restart {restarts} of {max_restarts} starting: resuming from the last checkpoint")
-                self.update(lambda r: r.update(restarts=r.get("restarts", 0) + 1))
+                self.update(lambda r: r.count_restart())
                 argv = resume_argv(self.plan)
                 continue
             return self.finish(code)
@@ -173,7 +184,7 @@ class Supervisor:
         from mimic_deployment.logs.progress import read_progress
 
         progress = read_progress(self.plan.log_file, self.plan.output_dir, self.plan.steps)
-        stopped = self.stop_signal is not None or (registry.read(self.name) or {}).get("stop_requested")
+        stopped = self._stopping()
         state = State.STOPPED if stopped else State.FINISHED if code == 0 else State.FAILED
         if stopped and not reason:
             reason = "stopped by " + (signal.Signals(self.stop_signal).name if self.stop_signal else "request")

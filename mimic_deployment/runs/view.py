@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mimic_deployment.runs import registry, tracking
-from mimic_deployment.runs.registry import State
+from mimic_deployment.runs.record import RunRecord, State
 from mimic_deployment.util.atomic import atomic_write_json
 
 # Rows of ended runs, cached for `status` over many runs (parsing a thousand records costs more
@@ -30,55 +30,55 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
 
 
-def _progress(record: dict) -> dict:
-    if State(record["state"]) is not State.RUNNING and record.get("progress"):
-        return record["progress"]
-    if State(record["state"]) is State.QUEUED:
+def _progress(record: RunRecord) -> dict:
+    if record.state is not State.RUNNING and record.progress:
+        return record.progress
+    if record.state is State.QUEUED:
         return {}
     from mimic_deployment.logs.progress import read_progress
 
-    plan = record["plan"]
+    plan = record.plan
     return read_progress(plan["log_file"], plan["output_dir"], plan["steps"]).to_dict()
 
 
-def _gpu_memory(record: dict, per_pid: dict[int, float]) -> float | None:
-    if not per_pid or record["state"] != State.RUNNING.value:
+def _gpu_memory(record: RunRecord, per_pid: dict[int, float]) -> float | None:
+    if not per_pid or record.state is not State.RUNNING:
         return None
     from mimic_deployment.host import procs
 
-    pids = {p.pid for p in procs.run_processes(record.get("supervisor"), None)}
+    pids = {p.pid for p in procs.run_processes(record.supervisor, None)}
     total = sum(per_pid.get(pid, 0.0) for pid in pids)
     return total or None
 
 
-def _slurm_job(record: dict) -> tuple[str, str] | None:
+def _slurm_job(record: RunRecord) -> tuple[str, str] | None:
     """(state, reason) of a Slurm run's job, from the one squeue answer status shares."""
-    if record.get("launcher") != "slurm" or State(record["state"]).ended:
+    if record.launcher != "slurm" or record.state.ended:
         return None
     from mimic_deployment.launchers.slurm import job_info
 
     return job_info(record)
 
 
-def run_row(record: dict, per_pid: dict[int, float] | None = None, now: float | None = None) -> dict:
+def run_row(record: RunRecord, per_pid: dict[int, float] | None = None, now: float | None = None) -> dict:
     record = tracking.refresh(record)
-    plan, progress = record["plan"], _progress(record)
+    plan, progress = record.plan, _progress(record)
     job = _slurm_job(record)
-    waiting = f"Slurm: {job[0].lower()} ({job[1]})" if job and job[0] == "PENDING" and job[1] != "None" else None
+    waiting = tracking.launcher_of(record).waiting_reason(record)
     now = time.time() if now is None else now
     total = progress.get("total_steps") or plan["steps"]
     return {
-        "name": record["name"], "state": record["state"], "launcher": record.get("launcher", "local"),
+        "name": record.name, "state": record.state.value, "launcher": record.launcher,
         "pid": tracking.owner_pid(record), "step": progress.get("step"), "total_steps": total,
         "loss": progress.get("loss"), "eta_seconds": progress.get("eta_seconds"),
-        "gpu_memory_gb": _gpu_memory(record, per_pid or {}), "created_at": record.get("created_at"),
-        "started_at": record.get("started_at"), "ended_at": record.get("ended_at"),
-        "age_seconds": now - record.get("created_at", now), "exit_code": record.get("exit_code"),
-        "restarts": record.get("restarts", 0), "attempts": len(record.get("attempts", [])),
-        "reason": record.get("reason") or progress.get("failure") or waiting, "wandb_url": record.get("wandb_url")
+        "gpu_memory_gb": _gpu_memory(record, per_pid or {}), "created_at": record.created_at,
+        "started_at": record.started_at, "ended_at": record.ended_at,
+        "age_seconds": now - (record.created_at or now), "exit_code": record.exit_code,
+        "restarts": record.restarts, "attempts": len(record.attempts),
+        "reason": record.reason or progress.get("failure") or waiting, "wandb_url": record.wandb_url
         or progress.get("wandb_url"), "policy": plan["policy"], "group": plan["group"],
         "computer": plan["computer"], "log_file": plan["log_file"], "output_dir": plan["output_dir"],
-        "slurm_job_id": (record.get("slurm") or {}).get("job_id"), "slurm_state": job[0] if job else None,
+        "slurm_job_id": (record.slurm or {}).get("job_id"), "slurm_state": job[0] if job else None,
     }
 
 
@@ -140,11 +140,11 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
         else:
             rows.append(row)
     if todo:
-        live_cuda = any(r["state"] == State.RUNNING.value and r["plan"].get("device") == "cuda" for _, _, r in todo)
+        live_cuda = any(r.state is State.RUNNING and r.plan.get("device") == "cuda" for _, _, r in todo)
         per_pid = gpu_memory() if gpu_memory and live_cuda else {}
         for name, key, record in todo:
             row = run_row(record, per_pid, now)
-            if State(record["state"]).ended and row["state"] == record["state"]:  # as read: the key is its file's
+            if record.state.ended and row["state"] == record.state.value:  # as read: the key is its file's
                 kept[name] = {"key": key, "row": {k: v for k, v in row.items() if k != "age_seconds"}}
             if too_old(row):
                 hidden += 1

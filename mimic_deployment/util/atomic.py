@@ -27,17 +27,48 @@ def atomic_write_json(path: Path, data: Any, indent: int | None = 2) -> None:
         raise
 
 
-@contextlib.contextmanager
-def building_folder(target: Path, prefix: str = ".building-") -> Iterator[Path]:
-    """Yield a temp folder beside `target`; on success it is renamed to `target` in one step.
+def fsync_folder(folder: Path) -> None:
+    """Make a folder's entries (a rename into it, a file created in it) survive a crash; best effort."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
-    An interrupted build leaves only the temp folder (never a `target` that looks complete).
-    The caller must make sure `target` does not exist yet (renaming onto a folder fails)."""
+
+def building_name(target: Path) -> Path:
+    """Where this process builds `target`: `<target>.tmp-<pid>`, a name never taken for a finished one."""
+    return target.with_name(f"{target.name}.tmp-{os.getpid()}")
+
+
+def leftover_builds(target: Path) -> list[Path]:
+    """Temp folders of builds of `target` that are still there (running, or interrupted by a kill)."""
+    return sorted(target.parent.glob(f"{target.name}.tmp-*"))
+
+
+@contextlib.contextmanager
+def building_folder(target: Path, replace: bool = False) -> Iterator[Path]:
+    """Yield `<target>.tmp-<pid>` to build into; on success it is renamed to `target` in one step.
+
+    The folder is not created: builders such as LeRobot insist on creating their root themselves.
+    An interrupted build leaves only the temp folder (never a `target` that looks complete); an
+    exception removes it. With `replace`, an existing `target` is swapped out for the new one and
+    deleted; without, `target` must not exist (renaming onto a folder fails)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{prefix}{target.name}-", dir=target.parent))
+    tmp = building_name(target)
+    shutil.rmtree(tmp, ignore_errors=True)  # ours by name, so left by a dead process that had our pid
     try:
         yield tmp
-        os.rename(tmp, target)
+        fsync_folder(tmp)
+        if replace and target.exists():
+            old = target.with_name(f"{target.name}.old-{os.getpid()}")
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+        fsync_folder(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -13,7 +13,7 @@ def shell_command(argv: Sequence[str], env: Mapping[str, str] | None = None, ind
     """A copy-pasteable command, one flag per line from the first dataset/config flag on."""
     head = [f"{k}={shlex.quote(v)}" for k, v in (env or {}).items()]
     first_flag = next((i for i, a in enumerate(argv)
-                       if a.startswith("--dataset.") or a.startswith("--config_path")), len(argv))
+                       if a.startswith(("--dataset.", "--config_path"))), len(argv))
     lines = [" ".join(head + [shlex.quote(a) for a in argv[:first_flag]])]
     lines += [shlex.quote(a) for a in argv[first_flag:]]
     return (" \\\n" + indent + "  ").join(lines)
