@@ -120,3 +120,24 @@ def terminate(root: dict | None, marker: str | None, timeout: float) -> tuple[in
         _, alive = psutil.wait_procs(alive, timeout=5)
     time.sleep(0)  # let the kernel reap
     return len(procs), [p.pid for p in alive]
+
+
+def reap_marked(marker: str | None, timeout: float = 5.0) -> list[int]:
+    """End whatever still carries the run's marker (dataloader workers, a stray child) once the
+    run has ended in any way; never this process. Returns the PIDs that survived SIGKILL."""
+    if not marker:
+        return []
+    return terminate(None, marker, timeout)[1]
+
+
+def carries_marker(proc: psutil.Process, marker: str | None) -> bool:
+    """Whether `proc` is really the run's (its environ holds the marker): checked before any signal,
+    so a recorded PID and start time that point at an unrelated process are never signalled."""
+    if not marker:
+        return True  # records from before markers: identity (pid, create time) is all there is
+    try:
+        return proc.environ().get(MARKER_VAR) == marker
+    except psutil.AccessDenied:
+        return False
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False

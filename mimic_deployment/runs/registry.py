@@ -8,16 +8,18 @@ overwritten blind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import shutil
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mimic_deployment.host import paths
 from mimic_deployment.runs.record import SCHEMA, Attempt, RunRecord, State, migrate, now
-from mimic_deployment.util.atomic import atomic_write_json
+from mimic_deployment.util.atomic import atomic_write_json, atomic_write_text
 from mimic_deployment.util.errors import UserError
 from mimic_deployment.util.suggest import close_matches
 
@@ -25,6 +27,7 @@ __all__ = ["SCHEMA", "Attempt", "RunRecord", "State", "now", "read", "require", 
            "open_attempt", "list_names", "scan", "read_file", "read_all", "atomic_write_json"]
 
 RECORD_FILE = "run.json"
+MARKER_FILE = "marker"  # the run's process marker beside its record: a corrupt record's run can still be stopped
 SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
 
 
@@ -109,14 +112,45 @@ def read_file(file: str) -> RunRecord | None:
         return None
 
 
-def read_all() -> list[RunRecord]:
-    """Every readable record, by name. On the `status` path: plain os calls, no Path per record."""
+def read_all(unreadable: list[tuple[str, str]] | None = None) -> list[RunRecord]:
+    """Every readable record, by name. On the `status` path: plain os calls, no Path per record.
+    With `unreadable`, each run whose record exists but cannot be read is appended as (name, why)."""
     try:
         with os.scandir(runs_dir()) as entries:
-            files = sorted((entry.name, os.path.join(entry.path, RECORD_FILE)) for entry in entries)
+            files = sorted((entry.name, os.path.join(entry.path, RECORD_FILE)) for entry in entries
+                           if not entry.name.startswith("."))
     except FileNotFoundError:
         return []
-    return [record for record in (read_file(file) for _, file in files) if record is not None]
+    records = []
+    for name, file in files:
+        record = read_file(file)
+        if record is not None:
+            records.append(record)
+        elif unreadable is not None and (why := unreadable_reason(file)):
+            unreadable.append((name, why))
+    return records
+
+
+def unreadable_reason(file: str) -> str | None:
+    """Why the record at `file` cannot be read, or None when it is fine or absent."""
+    try:
+        _parse(file)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except UserError as exc:  # a newer schema
+        return str(exc)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        return f"corrupt record ({type(exc).__name__}: {exc})"
+    return None
+
+
+def marker_of(name: str) -> str | None:
+    """The run's process marker from its marker file (readable even when run.json is not)."""
+    try:
+        marker = (record_dir(name) / MARKER_FILE).read_text().strip()
+    except OSError:
+        return None
+    return marker or None
 
 
 @contextlib.contextmanager
@@ -127,17 +161,38 @@ def locked(name: str) -> Iterator[None]:
 
 
 def create(record: RunRecord) -> None:
-    """Claim the name: exactly one of two simultaneous launches gets it."""
+    """Claim the name: exactly one of two simultaneous launches gets it. A write that fails (disk
+    full, name too long) removes what it made, so the name stays free, and is one UserError."""
     name = record.name
-    runs_dir().mkdir(parents=True, exist_ok=True)
+    folder = record_dir(name)
     try:
-        os.mkdir(record_dir(name))
+        runs_dir().mkdir(parents=True, exist_ok=True)
+        os.mkdir(folder)
     except FileExistsError:
         raise UserError(f"run {name!r} already exists (launched at the same moment?)",
                         hint="see `status`, or pick another name with --tag") from None
+    except OSError as exc:
+        raise _write_error(folder, exc) from None
     record.created_at = record.updated_at = now()
     record.host = socket.gethostname()
-    atomic_write_json(record_dir(name) / RECORD_FILE, record.to_json())
+    try:
+        if record.marker:
+            atomic_write_text(folder / MARKER_FILE, record.marker + "\n")
+        atomic_write_json(folder / RECORD_FILE, record.to_json())
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _write_error(folder, exc) from None
+
+
+def _write_error(folder: Path, exc: OSError) -> UserError:
+    if exc.errno == errno.ENAMETOOLONG:
+        return UserError(f"run name too long for this filesystem ({len(folder.name)} characters)",
+                         hint="use a shorter --tag or group name")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return UserError(f"no space left to write the run record under {folder.parent}",
+                         hint="free disk space (old checkpoints lie under outputs/train/), then launch again")
+    return UserError(f"cannot write the run record {folder / RECORD_FILE}: {exc.strerror or exc}",
+                     hint="check the permissions of MIMIC_OUTPUTS")
 
 
 def update(name: str, change: Callable[[RunRecord], object]) -> RunRecord:

@@ -27,6 +27,21 @@ def atomic_write_json(path: Path, data: Any, indent: int | None = 2) -> None:
         raise
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all (temp + fsync + rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def fsync_folder(folder: Path) -> None:
     """Make a folder's entries (a rename into it, a file created in it) survive a crash; best effort."""
     with contextlib.suppress(OSError):
