@@ -38,3 +38,4 @@ bench: env
 	$(PY) benchmarks/bench_status.py
 	$(PY) benchmarks/bench_progress.py
 	$(PY) benchmarks/bench_datasets.py
+	$(PY) benchmarks/bench_faults.py

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Exec the project's Python with this checkout on PYTHONPATH. The environment is the one
 # `make` creates (.venv, a link into ~/.cache/mimic-deployment/envs, shared by clones).
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+repo="$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 py="$repo/.venv/bin/python"
 if [ ! -x "$py" ]; then
   env_dir="$(python3 "$repo/scripts/ensure_env.py" --find 2>/dev/null)" && py="$env_dir/bin/python" || py=""

@@ -3,7 +3,9 @@
 trains in milliseconds. Behaviour knobs (env): FAKE_STEP_SECONDS (default 0.05),
 FAKE_CRASH_AT=N (exit 1 at step N, first attempt only unless FAKE_CRASH_ALWAYS=1),
 FAKE_HANG=1 (ignore SIGTERM, must be SIGKILLed), FAKE_CHILD=1 (spawn a child that lives on
-in its own process group, like a stray worker), FAKE_FAIL_START=1 (traceback at start)."""
+in its own process group, like a stray worker), FAKE_FAIL_START=1 (traceback at start),
+FAKE_FAIL_DRACCUS=1 (draccus' multi-line DecodingError at start), FAKE_PUSH_FAIL=1 (with
+--policy.push_to_hub=true: the Hub push after `End of training` fails, as offline)."""
 import json
 import os
 import signal
@@ -53,6 +55,13 @@ def main() -> int:
     if os.environ.get("FAKE_FAIL_START"):
         print("Traceback (most recent call last):\n  File \"x\", line 1\nRuntimeError: boom", file=sys.stderr)
         return 1
+    if os.environ.get("FAKE_FAIL_DRACCUS"):
+        print("Traceback (most recent call last):\n"
+              "  File \"draccus/parsers/decoding.py\", line 384, in _try_functions\n"
+              "    raise DecodingError(path, message) from exception_to_raise_from\n"
+              "draccus.utils.DecodingError: `policy`: Could not decode the value into any of the given types:\n"
+              "    PreTrainedConfig: `chunk_size`: Couldn't parse '[1, 2]' into a int\n", file=sys.stderr, flush=True)
+        return 1
     log(f"cfg.steps={steps} ({steps})")
     log("Start offline training on a fixed dataset")
     crash_at = int(os.environ.get("FAKE_CRASH_AT", "0"))
@@ -67,6 +76,13 @@ def main() -> int:
         if step % save_freq == 0 or step == steps:
             save_checkpoint(out, step, {**cfg, "steps": steps})
     log("End of training")
+    if os.environ.get("FAKE_PUSH_FAIL") and str(cfg.get("policy.push_to_hub")).lower() == "true":
+        print("Traceback (most recent call last):\n"
+              "  File \"lerobot/policies/pretrained.py\", line 213, in push_model_to_hub\n"
+              "    repo_id = api.create_repo(\n"
+              "huggingface_hub.errors.OfflineModeIsEnabled: Cannot reach https://huggingface.co/api/repos/create: "
+              "offline mode is enabled.", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

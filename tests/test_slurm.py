@@ -115,7 +115,7 @@ def test_stop_cancels_the_job_and_leaves_no_process(env, slurm_cluster):  # noqa
     rec = read_record(env, name)
     assert len(marked_pids(rec["marker"])) >= 3  # batch shell, supervisor, trainer (+ its child)
     out = run_cli(env, "stop", name)
-    assert out.returncode == 0 and out.stdout.strip() == f"{name}: stopped", out
+    assert out.returncode == 0 and out.stdout.strip() == f"{name}: stopped (was running)", out
     rec = read_record(env, name)
     assert rec["state"] == "stopped" and rec["stop_requested"] is True
     assert marked_pids(rec["marker"]) == []
@@ -194,7 +194,7 @@ def test_resume_submits_a_new_job(env, slurm_cluster):  # noqa: F811
 
 
 def test_requeue_before_any_checkpoint_moves_the_output_aside(env, slurm_cluster):  # noqa: F811
-    name, = launch_ok(env, *ACT, "--dataset-group", "one", "--steps", "30", "--save-freq", "1000",
+    name, = launch_ok(env, *ACT, "--dataset-group", "one", "--steps", "30", "--save-freq", "30",
                       FAKE_STEP_SECONDS="0.1")
     job = read_record(env, name)["slurm"]["job_id"]
     wait_step(env, name, 3)

@@ -22,6 +22,7 @@ COMMANDS = {
     "stop": ("stop", "stop runs completely (queued ones are cancelled)"),
     "resume": ("resume", "continue a run from its last checkpoint"),
     "history": ("history", "all past runs: attempts, duration, exit code"),
+    "forget": ("forget", "move an ended run aside so that its name is free"),
     "check": ("check", "dataset compatibility of a group; lint a groups file"),
     "datasets": ("datasets", "demo datasets, the merged-dataset cache, downloads"),
     "evaluate": ("evaluate", "offline evaluation of a checkpoint on recorded episodes"),

@@ -41,8 +41,13 @@ def add_parser(subparsers) -> None:
     slurm = p.add_argument_group("Slurm job (with --launcher slurm; default: the machine's slurm entry)")
     add_flags(slurm, slurmconf.SETTINGS.values())
     show = p.add_argument_group("show instead of launching")
-    show.add_argument("--dry-run", action="store_true", help="print the resolved plans, launch nothing")
-    show.add_argument("--json", action="store_true", help="with --dry-run: a JSON array of plans")
+    show.add_argument("--dry-run", action="store_true",
+                      help="print the resolved plans and how the launch would go, launch nothing; what the launch "
+                           "would refuse (a run of that name, busy or missing GPUs, clashing flags) is its last "
+                           "line, '(launch would be refused: ...)' (exit 0 either way: the plans were made; "
+                           "Slurm itself is not asked)")
+    show.add_argument("--json", action="store_true",
+                      help="with --dry-run: a JSON array of plans (a refusal goes to stderr)")
     show.add_argument("--list-groups", action="store_true", help="list the dataset groups")
     show.add_argument("--list-policies", action="store_true", help="list the policies")
     from mimic_deployment.cli import COMMANDS
@@ -94,28 +99,37 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--json needs --dry-run")
     plans, catalog, facts = make_plans(args)
     if args.dry_run:
-        from mimic_deployment.planning.render import dry_run_report
-
-        print(json.dumps([p.to_dict() for p in plans], indent=2) if args.json else dry_run_report(plans))
-        return 0
+        return dry_run(plans, args, facts)
     return launch_plans(plans, args, facts)
 
 
 def launch_options(args: argparse.Namespace, plans, facts):
-    from mimic_deployment.runs.launch import LaunchOptions
-    from mimic_deployment.util.values import parse_count
+    from mimic_deployment.runs.launch import launch_options as options
 
-    if args.sequential and args.parallel:
-        raise UserError("--sequential and --parallel exclude each other")
-    launcher = plans[0].launcher  # resolved by the plan: flag > env LAUNCHER > machine > local
-    if launcher == "slurm" and args.foreground:
-        raise UserError("--foreground runs here, not on Slurm", hint="follow the job with `logs NAME -f`")
-    max_gpus = max(len(facts.gpus or []), max(p.num_gpus for p in plans))
-    # Slurm schedules the jobs by their resources: chained only when asked (--sequential)
-    sequential = args.sequential or (len(plans) > 1 and not args.parallel and max_gpus <= 1 and launcher == "local")
-    return LaunchOptions(launcher=launcher, sequential=sequential, continue_on_failure=args.continue_on_failure,
-                         max_restarts=parse_count(args.max_restarts, "--max-restarts", 0),
-                         foreground=args.foreground, wait=args.wait)
+    return options(plans, len(facts.gpus or []), sequential=args.sequential, parallel=args.parallel,
+                   foreground=args.foreground, continue_on_failure=args.continue_on_failure,
+                   max_restarts=args.max_restarts, wait=args.wait)
+
+
+def dry_run(plans, args: argparse.Namespace, facts) -> int:
+    """The plans, then what the launch would do or the first thing it would refuse, in its words."""
+    import sys
+
+    from mimic_deployment.planning.render import dry_run_report
+    from mimic_deployment.runs import launch
+
+    try:
+        options = launch_options(args, plans, facts)
+        verdict, refused = launch.describe(plans, options, launch.check(plans, options)[1]), None
+    except UserError as exc:
+        verdict, refused = None, f"launch would be refused: {exc}"
+    if args.json:
+        print(json.dumps([p.to_dict() for p in plans], indent=2))
+        if refused:
+            print(refused, file=sys.stderr)
+    else:
+        print(f"{dry_run_report(plans)}\n({refused or verdict})")  # in parentheses, like the line above
+    return 0
 
 
 def launch_plans(plans, args: argparse.Namespace, facts) -> int:

@@ -28,7 +28,7 @@ from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
 
-from mimic_deployment.config.loader import Section, load_yaml
+from mimic_deployment.config.loader import Section, load_yaml, read_text
 from mimic_deployment.util.errors import UserError
 from mimic_deployment.util.names import REPO_ID
 from mimic_deployment.util.suggest import close_matches
@@ -166,7 +166,7 @@ class _Reader:
 
     def problems(self) -> Iterator[UserError]:
         try:
-            text = self.path.read_text()
+            text = read_text(self.path)  # not UTF-8: a UserError, the one problem
         except OSError as exc:
             yield UserError(f"{self.path}: cannot read the groups file ({exc.strerror})",
                             hint=f"pass an existing file with --config, or fix ${GROUPS_FILE_ENV}")

@@ -19,9 +19,21 @@ def _loader():
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
 
 
+def read_text(path: Path) -> str:
+    """A config file's text. Not UTF-8: one UserError naming the file, the line and the byte offset
+    (OSError passes: each caller words a missing file its own way)."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})",
+                        hint="save the file as UTF-8") from None
+
+
 def load_yaml(path: Path) -> Any:
     try:
-        text = Path(path).read_text()
+        text = read_text(path)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except OSError as exc:

@@ -123,15 +123,19 @@ def merged_dataset_path(group: str, fp: str) -> Path:
 
 
 def fetch_hint(repo_ids: Iterable[str], group: str | None = None) -> str:
+    """How to get the datasets here. With HF_HUB_OFFLINE set, the fix is to unset it (on a
+    machine with network), not to repeat the command that just refused to download."""
     home = paths.lerobot_home()
     ids = list(repo_ids)
+    where = "unset HF_HUB_OFFLINE on a machine with network, then run" if hub_offline() else \
+        "on a machine with network, run"
     if group:
         names = " ".join(shlex.quote(g) for g in group.split())
-        return f"on a machine with network: python -m mimic_deployment datasets fetch {names}"
+        return f"{where}: python -m mimic_deployment datasets fetch {names}"
     first = ids[0]
     cmd = (f"huggingface-cli download --repo-type dataset {first} "
            f"--local-dir {shlex.quote(str(home / first))}")
-    return f"fetch with: {cmd}" + (f" (and likewise for the other {len(ids) - 1})" if len(ids) > 1 else "")
+    return f"{where}: {cmd}" + (f" (and likewise for the other {len(ids) - 1})" if len(ids) > 1 else "")
 
 
 def missing_error(missing: list[str], dataset_root: str | Path | None = None, group: str | None = None,

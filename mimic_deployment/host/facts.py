@@ -11,6 +11,8 @@ from mimic_deployment.config.machines import Machine, find_by_hostname
 from mimic_deployment.host import paths
 from mimic_deployment.host.gpus import read_gpus
 from mimic_deployment.planning.plan import Facts, RunRequest
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.names import has_control
 
 
 def _bin(name: str) -> str:
@@ -54,6 +56,15 @@ def _wandb_key_present(env) -> bool:
         return False
 
 
+def _trainer(env) -> str:
+    """$LEROBOT_TRAIN (another build of lerobot-train), else the environment's: the command's first word."""
+    given = env.get("LEROBOT_TRAIN")
+    if given and has_control(given):
+        raise UserError(f"LEROBOT_TRAIN={given!r} holds a control character (newline, tab, ...)",
+                        hint="set it to the path of a lerobot-train executable")
+    return given or _bin("lerobot-train")
+
+
 def _needs_nvml(request: RunRequest, env, machines: dict[str, Machine], hostname: str) -> bool:
     if request.computer or env.get("COMPUTER"):
         return False
@@ -66,7 +77,7 @@ def gather_facts(request: RunRequest, machines: dict[str, Machine], env=None) ->
     return Facts(
         env=env, hostname=hostname,
         gpus=read_gpus() if _needs_nvml(request, env, machines, hostname) else None,
-        outputs=paths.outputs_root(), lerobot_train=env.get("LEROBOT_TRAIN") or _bin("lerobot-train"),
+        outputs=paths.outputs_root(), lerobot_train=_trainer(env),
         accelerate=_bin("accelerate"),
         toolkit_commit=toolkit_commit(), hf_token=_hf_token_present(env), wandb_key=_wandb_key_present(env),
     )

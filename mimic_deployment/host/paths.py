@@ -5,26 +5,40 @@ import json
 import os
 from pathlib import Path
 
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.names import has_control
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = PACKAGE_DIR.parent
 
 
+def _env_path(var: str) -> str | None:
+    """A folder named by an env var. These paths reach job scripts, argvs and records, where a
+    newline would end a line: a control character in one is refused."""
+    value = os.environ.get(var)
+    if value and has_control(value):
+        raise UserError(f"{var}={value!r} holds a control character (newline, tab, ...)",
+                        hint=f"set {var} to a plain folder path")
+    return value or None
+
+
 def outputs_root() -> Path:
     """outputs/ with logs/, train/, runs/ — $MIMIC_OUTPUTS, else <repo>/outputs."""
-    return Path(os.environ.get("MIMIC_OUTPUTS") or REPO_ROOT / "outputs").absolute()
+    return Path(_env_path("MIMIC_OUTPUTS") or REPO_ROOT / "outputs").absolute()
 
 
 def lerobot_home() -> Path:
     """Where LeRobot keeps datasets: $HF_LEROBOT_HOME, else $HF_HOME/lerobot."""
-    if os.environ.get("HF_LEROBOT_HOME"):
-        return Path(os.environ["HF_LEROBOT_HOME"]).expanduser()
-    hf_home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
+    home = _env_path("HF_LEROBOT_HOME")
+    if home:
+        return Path(home).expanduser()
+    hf_home = _env_path("HF_HOME") or Path.home() / ".cache" / "huggingface"
     return Path(hf_home).expanduser() / "lerobot"
 
 
 def merged_home() -> Path:
     """Cache of merged group datasets: $MIMIC_MERGED_HOME, else <lerobot home>/mimic_merged."""
-    return Path(os.environ.get("MIMIC_MERGED_HOME") or lerobot_home() / "mimic_merged").expanduser()
+    return Path(_env_path("MIMIC_MERGED_HOME") or lerobot_home() / "mimic_merged").expanduser()
 
 
 def last_checkpoint_config(output_dir: str | Path) -> Path:

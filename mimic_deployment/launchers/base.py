@@ -26,7 +26,8 @@ class Launcher(abc.ABC):
 
     @abc.abstractmethod
     def stop(self, record: RunRecord, timeout: float) -> list[int]:
-        """End the run completely; return PIDs (or ids) that survived."""
+        """End the run completely; return PIDs (or ids) that survived. Never signal a recorded
+        PID that is not the run's (procs.belongs): a stale record must not kill a stranger."""
 
     def check(self, plans: list[RunPlan]) -> None:
         """Refuse plans before any name is claimed (raise UserError); by default all pass."""

@@ -51,5 +51,6 @@ class LocalLauncher(Launcher):
         return record.state is State.RUNNING and procs.is_alive(record.trainer)
 
     def stop(self, record: RunRecord, timeout: float) -> list[int]:
+        # the supervisor's tree only when it really is the run's (procs.belongs), and whatever carries the marker
         _, survivors = procs.terminate(record.supervisor, record.marker or None, timeout)
         return survivors

@@ -13,8 +13,9 @@ All of it goes to stderr:
   than 1 step/s; its total is ``cfg.steps - resume step``; disabled under Slurm)
 - ``Checkpoint policy after step N`` / ``Eval policy at step N`` (exact), ``End of training``,
   ``Track this run --> <url>`` / wandb's ``View run <name> at: <url>``
-- failures: CUDA out of memory, a traceback and its exception line, ``ERROR`` lines, pretrained
-  weights that failed to load (the policy then trains from a random init)
+- failures: CUDA out of memory, the last traceback's exception (any name, every line of its
+  message), ``ERROR`` lines, pretrained weights that failed to load (the policy then trains from
+  a random init)
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ _SUFFIXES = ("", "K", "M", "B", "T", "Q")
 _UNIT = {s: 1000**i for i, s in enumerate(_SUFFIXES)}
 
 END_OF_TRAINING = "End of training"
-FAILURE_MAX_CHARS = 300
+FAILURE_MAX_CHARS = 2000  # a note keeps a whole multi-line error (draccus), bounded
+FAILURE_MAX_LINES = 20
 
 # Patterns used on every status call: literal prefixes, so the scan is a fast C search.
 STEP_RE = re.compile(r"step:(\d+[KMBTQ]?) smpl:\S+ ep:\S+ epch:")
@@ -228,27 +230,67 @@ def bar_steps_per_sec(bar: re.Match[str]) -> float | None:
 
 # ------------------------------------------------------------------------------ failures
 
+# Lines that are never part of an exception's message: the log's own lines, tqdm, the toolkit's.
+_NOT_MESSAGE_RE = re.compile(
+    r"(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL) |Training:|\[mimic\]|wandb:|Traceback \(|During handling of|"
+    r"The above exception|Exception ignored|\S+:\d+: \w*Warning\b)"
+)
+_RANK_RE = re.compile(r"\[rank\d+\]:[ \t]?")
+
+
+def _message_line(line: str) -> str:
+    """A traceback line without the ``[rankN]: `` prefix torchrun/accelerate put before it."""
+    m = _RANK_RE.match(line)
+    return line[m.end() :] if m else line
+
+
+def exception_of(text: str, traceback_end: int) -> str:
+    """The exception that ends the traceback whose header line ends at ``traceback_end``, whatever
+    its name (``OfflineModeIsEnabled: ...``), with the lines of a multi-line message (draccus'
+    ``DecodingError`` indents its causes under it): frames (indented) and interleaved log lines
+    are skipped, the message ends at a blank line or a log line; FAILURE_MAX_LINES at most."""
+    exc: list[str] = []
+    last_frame = None
+    for raw in text[traceback_end : traceback_end + 256 * 1024].split("\n")[1:]:
+        line = _message_line(raw).rstrip()
+        if not exc:
+            if not line.strip() or _NOT_MESSAGE_RE.match(line):
+                continue
+            if line[0] in " \t":  # a frame: '  File "x", line 1', its code, '^^^' markers
+                last_frame = line.strip()
+                continue
+            exc.append(line)
+        elif not line.strip() or _NOT_MESSAGE_RE.match(line) or len(exc) >= FAILURE_MAX_LINES:
+            break
+        else:
+            exc.append(line)
+    if exc:
+        return "\n".join(exc)
+    return last_frame or "Traceback (no exception line)"
+
 
 def failure(text: str, start: int, progressed_after: Callable[[int], bool]) -> str | None:
-    """The failure after ``start`` as ``label: line``. A crash-like line that ``progressed_after``
+    """The failure after ``start`` as ``label: message`` (a message may hold several lines:
+    FAILURE_MAX_LINES, FAILURE_MAX_CHARS in all). A crash-like line that ``progressed_after``
     says real progress followed was not fatal and is dropped."""
 
-    def fmt(label: str, line: str) -> str:
-        out = f"{label}: {line.strip()}"
+    def fmt(label: str, message: str) -> str:
+        out = f"{label}: {message.strip()}"
         return out if len(out) <= FAILURE_MAX_CHARS else out[: FAILURE_MAX_CHARS - 3] + "..."
 
     oom = _search_last("oom", text, start)
     if oom and not progressed_after(oom.start()):
         return fmt("CUDA out of memory", line_at(text, oom.start()))
-    exc = _search_last("exc", text, start)
+    tb = _search_last("traceback", text, start)
+    if tb and not progressed_after(tb.start()):  # the last traceback's own exception, whatever its name
+        message = exception_of(text, tb.end())
+        label = "interrupted" if message.split(":", 1)[0].endswith("KeyboardInterrupt") else "crashed"
+        return fmt(label, message)
+    exc = _search_last("exc", text, start)  # an exception line without its traceback in the window
     if exc and not progressed_after(exc.start()):
         line = exc.group(1)
         label = "interrupted" if line.split(":", 1)[0].endswith("KeyboardInterrupt") else "crashed"
         return fmt(label, line)
-    tb = _search_last("traceback", text, start)
-    if tb and not exc and not progressed_after(tb.start()):
-        rest = [ln for ln in text[tb.end() :].split("\n") if ln.strip() and not ln.startswith(("Training:", "INFO "))]
-        return fmt("crashed", rest[-1] if rest else "Traceback (no exception line)")
     err = _search_last("error", text, start)
     if err and not progressed_after(err.start()):
         return fmt("error", err.group(0))

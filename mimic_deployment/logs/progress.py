@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
-from mimic_deployment.host.paths import newest_checkpoint_step
+from mimic_deployment.host.paths import last_checkpoint_step, newest_checkpoint_step
 from mimic_deployment.logs import lerobot_format as fmt
 from mimic_deployment.logs import markers, tail
 from mimic_deployment.logs.tail import EXTEND_BYTES, HEAD_BYTES, MAX_EXTENDS, TAIL_BYTES  # noqa: F401  (the read bounds, documented above)
@@ -55,6 +55,13 @@ class Progress:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def trained_to_the_end(progress: Progress, output_dir: str | os.PathLike | None, steps: int | None) -> bool:
+    """The latest attempt logged ``End of training`` and the resumable checkpoint is the final
+    step: the training is complete, whatever happened after it (a failed Hub push, a lost owner)."""
+    return bool(progress.finished and output_dir is not None and steps is not None
+                and last_checkpoint_step(os.fspath(output_dir)) == steps)
 
 
 class _StepLines:

@@ -7,7 +7,6 @@ the settings table (planning/settings.py) with a typed Source for each value.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,13 +18,12 @@ from mimic_deployment.config.machines import Machine, MachineChoice, choose_mach
 from mimic_deployment.config.policies import Policy, get_policy
 from mimic_deployment.host.gpus import GpuInfo
 from mimic_deployment.host.paths import last_checkpoint_config
+from mimic_deployment.planning import checks
 from mimic_deployment.planning.settings import TRAIN
 from mimic_deployment.util.errors import UserError
 from mimic_deployment.util.names import merged_repo_id
 from mimic_deployment.util.settings import Source, SourceKind
 from mimic_deployment.util.values import hub_offline
-
-_NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -181,26 +179,6 @@ def format_value(value) -> str:
     return str(value)
 
 
-def _extra_flags(extra_args: tuple[str, ...], generated: dict) -> list[str]:
-    ours = {"batch_size": "--batch-size", "steps": "--steps", "save_freq": "--save-freq",
-            "num_workers": "--num-workers", "policy.repo_id": "--hf-org/--tag", "output_dir": "--tag",
-            "job_name": "--tag", "policy.push_to_hub": "--push-to-hub/--no-push-to-hub",
-            "wandb.enable": "--wandb/--no-wandb", "policy.path": "--base-model", "policy.type": "--policy/--base-model",
-            "policy.device": "--computer"}
-    for arg in extra_args:
-        match = re.match(r"^--([A-Za-z0-9_.]+)=", arg)
-        if not match:
-            raise UserError(f"extra LeRobot argument {arg!r} must be --key=value")
-        key = match.group(1)
-        clash = key
-        if key in ("policy.path", "policy.type"):  # LeRobot refuses both together: either names the policy
-            clash = "policy.path" if "policy.path" in generated else "policy.type"
-        if clash in generated:
-            hint = f"use {ours[clash]}" if clash in ours else "the toolkit already sets it; change the config instead"
-            raise UserError(f"extra LeRobot argument --{key} would override the plan's value", hint=hint)
-    return list(extra_args)
-
-
 def _lerobot_flags(policy: Policy, base_model: str | None, values: dict) -> dict:
     flags = {"dataset.repo_id": values["dataset_repo_id"], "dataset.root": values["dataset_root"]}
     if base_model and policy.base_model_flag == "policy.path" or base_model and not policy.base_model:
@@ -233,12 +211,6 @@ def _launcher_prefix(facts: Facts, num_gpus: int) -> list[str]:
 
 # ---------------------------------------------------------------- the plan
 
-def _name_part(value: str, what: str) -> str:
-    if not _NAME_PART.match(value):
-        raise UserError(f"{what} {value!r} may only use letters, digits, '.', '_' and '-'")
-    return value
-
-
 def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, request: RunRequest,
                   record_dir: Path, env: Mapping[str, str], policy: Policy) -> dict:
     """What the prepare step needs, in the job too: it checks the policy's needs (pi05's quantile
@@ -252,7 +224,7 @@ def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, reque
         "merge": merge,
         "repo_id": merged_repo_id(lab.merged_namespace, group_name) if merge else members[0],
         "root": str(record_dir / "dataset"),  # a link the prepare step points at the real folder
-        "dataset_root": request.dataset_root,
+        "dataset_root": checks.one_line_value(request.dataset_root, "--dataset-root"),
         "local": bool(getattr(group, "local", False)),
         "online": not hub_offline(env) and not getattr(group, "local", False),
         "policy_type": policy.type,
@@ -283,18 +255,25 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
         slurm, slurm_sources = slurmconf.resolve(request.slurm, env, machine, num_gpus)
         sources.update(slurm_sources)
 
-    parts = [policy.name, machine.name, group] + ([_name_part(request.tag, "tag")] if request.tag else [])
-    name = "_".join(_name_part(p, "name part") for p in parts)
+    checks.save_freq(values["save_freq"], values["steps"], sources["save_freq"])
+    parts = [policy.name, machine.name, group] + ([checks.name_part(request.tag, "tag")] if request.tag else [])
+    name = checks.run_name("_".join(checks.name_part(p, "name part") for p in parts), request.tag)
     outputs = facts.outputs
     output_dir, record_dir = outputs / "train" / name, outputs / "runs" / name
-    org, _ = TRAIN["hf_org"].resolve(request.hf_org or None, env, (lab.hub_org, Source(SourceKind.LAB, "lab hub_org")))
+    org = checks.hub_org(*TRAIN["hf_org"].resolve(request.hf_org or None, env,
+                                                   (lab.hub_org, Source(SourceKind.LAB, "lab hub_org"))))
     push, push_reason = _push_to_hub(request, facts)
+    if push:
+        checks.run_repo_id(f"{org}/{name}", push_reason)
     use_wandb, wandb_reason = _wandb(request, facts)
     dataset = _dataset_spec(group, groups, lab, request, record_dir, env, policy)
+    if dataset["merge"]:
+        checks.merged_group(group)
     base_model, sources["base_model"] = TRAIN["base_model"].resolve(request.base_model or None, env,
                                                                     (policy.base_model, _policy(policy, "")))
     if base_model is None:  # from scratch: the policy decided it
         sources["base_model"] = _policy(policy, "")
+    checks.one_line_value(base_model, sources["base_model"].name or "base model")
     notes = (f"{policy.title} on {machine.name} ({machine.gpu or machine.device}), group {group}: "
              f"{len(dataset['members'])} dataset(s), batch {values['batch_size']} x {max(num_gpus, 1)} "
              f"process(es), {values['steps']} steps, toolkit {facts.toolkit_commit or 'unknown'}")
@@ -305,7 +284,8 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
         "rename_map": rename_map,
     })
     argv = (_launcher_prefix(facts, num_gpus) + [f"--{k}={format_value(v)}" for k, v in flags.items()]
-            + _extra_flags(request.extra_args, flags))
+            + checks.extra_flags(request.extra_args, flags))
+    checks.no_secret_in(argv)
     return RunPlan(
         name=name, policy=policy.name, policy_type=policy.type, computer=machine.name,
         computer_reason=choice.reason, gpu=machine.gpu, device=machine.device, group=group,

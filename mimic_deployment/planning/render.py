@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mimic_deployment.util.secrets import redact_argv, redact_env
 from mimic_deployment.util.shell import shell_command
 
 if TYPE_CHECKING:  # the annotation only: `status` renders tables without loading the planner
@@ -17,6 +18,12 @@ def _datasets_line(plan: RunPlan, indent: str) -> str:
     return f"{len(plan.datasets)}, merged into {ds['repo_id']} by the run's prepare step:{names}"
 
 
+def _checkpoints(plan: RunPlan) -> str:
+    every = f"checkpoint every {plan.save_freq} ({plan.sources['save_freq']})"
+    # LeRobot also saves at the last step: a save freq past the end leaves only that one
+    return every if plan.save_freq <= plan.steps else f"{every}: only the final one"
+
+
 def dry_run_text(plan: RunPlan) -> str:
     src = plan.sources
     rows = [
@@ -24,7 +31,7 @@ def dry_run_text(plan: RunPlan) -> str:
         ("group", f"{plan.group}"),
         ("datasets", _datasets_line(plan, " " * 16)),
         ("batch size", f"{plan.batch_size} ({src['batch_size']})"),
-        ("steps", f"{plan.steps} ({src['steps']}), checkpoint every {plan.save_freq} ({src['save_freq']})"),
+        ("steps", f"{plan.steps} ({src['steps']}), " + _checkpoints(plan)),
         ("workers", f"{plan.num_workers} ({src['num_workers']})"),
         ("GPUs", f"{plan.num_gpus} ({src['num_gpus']})" if plan.num_gpus else "none: trains on the CPU"),
         ("base model", f"{plan.base_model or 'none (from scratch)'}"),
@@ -37,7 +44,9 @@ def dry_run_text(plan: RunPlan) -> str:
         rows.append(("launcher", _slurm_line(plan)))
     width = max(len(k) for k, _ in rows)
     body = "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
-    text = f"{plan.name}\n{body}\n  command:\n    {shell_command(plan.argv, plan.env)}\n"
+    # redacted although planning refuses secrets in the command: what is printed never holds one
+    command = shell_command(redact_argv(plan.argv), redact_env(plan.env))
+    text = f"{plan.name}\n{body}\n  command:\n    {command}\n"
     if plan.launcher == "slurm":
         # here, not at the top: only a Slurm plan needs it, and the Slurm package loads its job side too
         from mimic_deployment.launchers.slurm.script import SCRIPT_FILE, sbatch_script

@@ -1,4 +1,4 @@
-"""Launching planned runs: refuse collisions and busy GPUs, claim each name, start the owner."""
+"""Launching planned runs: the launch mode, every refusal (the dry-run runs them too), claiming names."""
 from __future__ import annotations
 
 import importlib.metadata
@@ -14,6 +14,9 @@ from mimic_deployment.planning.plan import RunPlan
 from mimic_deployment.runs import registry, tracking
 from mimic_deployment.runs.record import Attempt, RunRecord, State
 from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.names import hub_repo_problem
+from mimic_deployment.util.secrets import redact_argv, redact_env
+from mimic_deployment.util.values import parse_count
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,23 @@ class LaunchOptions:
     max_restarts: int = 0
     foreground: bool = False
     wait: bool = False
+
+
+def launch_options(plans: list[RunPlan], gpus_here: int, *, sequential: bool = False, parallel: bool = False,
+                   foreground: bool = False, continue_on_failure: bool = False, max_restarts: str = "0",
+                   wait: bool = False) -> LaunchOptions:
+    """How the plans are launched, from the flags; refuses flags that cannot hold together."""
+    if sequential and parallel:
+        raise UserError("--sequential and --parallel exclude each other", hint="give one of them")
+    launcher = plans[0].launcher  # resolved by the plan: flag > env LAUNCHER > machine > local
+    if launcher == "slurm" and foreground:
+        raise UserError("--foreground runs here, not on Slurm", hint="follow the job with `logs NAME -f`")
+    max_gpus = max(gpus_here, max(p.num_gpus for p in plans))
+    # Slurm schedules the jobs by their resources: chained only when asked (--sequential)
+    sequential = sequential or (len(plans) > 1 and not parallel and max_gpus <= 1 and launcher == "local")
+    return LaunchOptions(launcher=launcher, sequential=sequential, continue_on_failure=continue_on_failure,
+                         max_restarts=parse_count(max_restarts, "--max-restarts", 0),
+                         foreground=foreground, wait=wait)
 
 
 def check_collision(plan: RunPlan) -> None:
@@ -42,6 +62,63 @@ def check_collision(plan: RunPlan) -> None:
     if Path(plan.output_dir).exists():
         raise UserError(f"{plan.output_dir} already exists but has no run record",
                         hint="start a new run with --tag NAME (LeRobot never reuses an output folder)")
+
+
+def check_gpus_here(plans: list[RunPlan], gpus: list[GpuInfo]) -> None:
+    """A GPU machine's plan run on a host where NVML finds no GPU: LeRobot would quietly train on
+    the CPU (and the run would end `finished`). Refused; the CPU is chosen by naming it."""
+    for plan in plans:
+        if plan.device != "cuda" or gpus:
+            continue
+        reason = plan.computer_reason
+        who = reason if "=" in reason else f"machine {plan.computer} ({reason})"  # COMPUTER=odin, --computer=odin
+        wanted = f"{plan.num_gpus} GPU{'s' if plan.num_gpus != 1 else ''}"
+        raise UserError(f"{who} expects {wanted} but this host has none (LeRobot would silently train on the CPU)",
+                        hint="to train on the CPU on purpose, use --computer cpu or COMPUTER=cpu")
+
+
+def check_base_model(plans: list[RunPlan]) -> None:
+    """A base model is an existing folder or a Hub repo id: anything else fails only once the trainer runs."""
+    for plan in plans:
+        model = plan.base_model
+        if model is None or Path(model).expanduser().exists():
+            continue
+        problem = hub_repo_problem(model)
+        if problem:
+            where = plan.sources["base_model"].name or "the base model"
+            raise UserError(f"{where}={model!r} is neither an existing folder nor a Hub repo id ({problem})",
+                            hint="give a checkpoint folder that exists here, or a Hub id like lerobot/xvla-base")
+
+
+def check(plans: list[RunPlan], options: LaunchOptions) -> tuple[list[GpuInfo], list[str | None]]:
+    """Every refusal of the toolkit's own before a name is claimed, in the launch's order (the
+    dry-run runs it too); returns this host's GPUs and the CUDA_VISIBLE_DEVICES of each plan."""
+    for plan in plans:
+        check_collision(plan)
+    _preflight(plans)
+    check_base_model(plans)
+    local = options.launcher == "local"  # on Slurm the job gets its GPUs from the allocation
+    gpus = read_gpus() if local and any(p.device == "cuda" for p in plans) else []
+    if local:
+        check_gpus_here(plans, gpus)
+    devices: list[str | None] = assign_gpus(plans, options, gpus) if local else [None] * len(plans)
+    return gpus, devices
+
+
+def describe(plans: list[RunPlan], options: LaunchOptions, devices: list[str | None]) -> str:
+    """What the launch would do, in the dry-run's words."""
+    n = len(plans)
+    if options.launcher == "slurm":
+        how = ("Slurm jobs, each starting after the previous one ends" if options.sequential and n > 1
+               else "Slurm job(s), scheduled by their resources")
+    elif options.foreground:
+        how = "attached here (--foreground), one after another"
+    elif options.sequential and n > 1:
+        how = "a detached local queue, one run after another"
+    else:
+        how = "a detached supervisor per run" + (", all at once" if n > 1 else "")
+    gpus = "; ".join(f"{p.name}: CUDA_VISIBLE_DEVICES={d}" for p, d in zip(plans, devices) if d)
+    return f"launch: {n} run(s) as {how}" + (f" ({gpus})" if gpus else "")
 
 
 def assign_gpus(plans: list[RunPlan], options: LaunchOptions, gpus: list[GpuInfo]) -> list[str | None]:
@@ -77,7 +154,10 @@ def _lerobot_version() -> str | None:
 
 def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: list[GpuInfo]) -> RunRecord:
     plan_dict = plan.to_dict()
-    plan_dict["env"] = registry.scrub_env(plan_dict["env"])
+    # planning refuses a secret in the command; what the record shows is redacted all the same
+    # (the attempt keeps the argv the supervisor runs, equal to it)
+    plan_dict["env"] = redact_env(registry.scrub_env(plan_dict["env"]))
+    plan_dict["argv"] = redact_argv(plan_dict["argv"])
     return RunRecord(
         name=plan.name, launcher=options.launcher, plan=plan_dict,
         marker=f"{plan.name}:{uuid.uuid4().hex[:12]}", max_restarts=options.max_restarts,
@@ -96,13 +176,8 @@ def launch(plans: list[RunPlan], options: LaunchOptions) -> list[RunRecord]:
     from mimic_deployment.launchers import get_launcher
 
     launcher = get_launcher(options.launcher)
-    for plan in plans:
-        check_collision(plan)
-    _preflight(plans)
+    gpus, devices = check(plans, options)
     launcher.check(plans)  # slurm: sbatch --test-only, so a refused job records nothing
-    local = options.launcher == "local"  # on Slurm the job gets its GPUs from the allocation
-    gpus = read_gpus() if local and any(p.device == "cuda" for p in plans) else []
-    devices = assign_gpus(plans, options, gpus) if local else [None] * len(plans)
     claimed = []
     try:
         for plan, dev in zip(plans, devices):

@@ -61,16 +61,18 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 
 @dataclass
 class Attempt:
-    """One launch, resume or restart of a run (Slurm requeues are attempts too)."""
+    """One launch, resume or restart of a run (automatic restarts and Slurm requeues are attempts too)."""
 
-    kind: str  # train (a launch, or a Slurm requeue from scratch) | resume
+    kind: str  # train (a launch, or a Slurm requeue from scratch) | resume | restart (automatic, after a crash)
     argv: list[str]
     queued_at: float | None = None
     state: State = State.QUEUED
     started_at: float | None = None
     ended_at: float | None = None
     exit_code: int | None = None
-    restarts: int | None = 0  # automatic restarts within this attempt; None: not recorded (schema 1)
+    # automatic restarts within this attempt: 0 since each restart is an attempt of its own (kind
+    # "restart"); older records may count them here; None: not recorded (schema 1)
+    restarts: int | None = 0
     reason: str | None = None  # the note: why it ended (or why it is waiting)
     extra: dict = field(default_factory=dict)
 
@@ -206,9 +208,18 @@ class RunRecord:
         self.supervisor = self.trainer = self.queue = None
         return self.current
 
-    def count_restart(self) -> None:
+    def open_restart(self, argv: list[str], **end: Any) -> Attempt:
+        """An automatic restart by the same owner: the current attempt ends failed (with `end`:
+        exit code, note), a `restart` attempt opens and runs at once under the same supervisor."""
+        if self.state is not State.RUNNING:
+            raise ValueError(f"a restart follows a running attempt, not a {self.state.value} one")
+        self.advance(State.FAILED, **end)
+        supervisor = self.supervisor
+        self.open_attempt("restart", argv)
+        self.supervisor = supervisor
         self.restarts += 1
-        self.current.restarts = (self.current.restarts or 0) + 1
+        self.advance(State.RUNNING, started_at=now())
+        return self.current
 
     def judged(self, state: State, reason: str | None = None) -> RunRecord:
         """A copy whose current attempt shows `state` (the truth when it cannot be written)."""

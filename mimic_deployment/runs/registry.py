@@ -14,10 +14,13 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from mimic_deployment.host import paths
+from mimic_deployment.host import paths, procs
 from mimic_deployment.runs.record import SCHEMA, Attempt, RunRecord, State, migrate, now
 from mimic_deployment.util.atomic import atomic_write_json, atomic_write_text
 from mimic_deployment.util.errors import UserError
@@ -196,15 +199,58 @@ def _write_error(folder: Path, exc: OSError) -> UserError:
 
 
 def update(name: str, change: Callable[[RunRecord], object]) -> RunRecord:
-    """Read-modify-write under the run's lock. `change` edits the record in place."""
+    """Read-modify-write under the run's lock. `change` edits the record in place.
+
+    Every end of a run goes through here (the supervisor's, `lost` judged by status, a stop
+    that settles, a cancelled queue member): the change that moves the current attempt into an
+    end starts the lab's notify hook, once, after the lock is released."""
     with locked(name):
         record = read(name)
         if record is None:
             raise UserError(f"no run named {name!r}")
+        before = (len(record.attempts), record.state)
         change(record)
         record.updated_at = now()
         atomic_write_json(record_dir(name) / RECORD_FILE, record.to_json())
-        return record
+    if record.state.ended and (before[0] != len(record.attempts) or not before[1].ended):
+        _announce_end(record)
+    return record
+
+
+NOTIFY_LOG = "notify.log"  # beside the record: the hook's output and outcome, appended
+
+
+def _announce_end(record: RunRecord) -> None:
+    """Start the notify hook of lab.yaml for this end, if it declares one for it: detached
+    (runs/notify.py), so that neither a supervisor's exit, nor `status` judging `lost`, nor a
+    stop waits for a chat server. Never raises: a notification must not break recording an end."""
+    from mimic_deployment.config.lab import load_lab  # YAML: read only when a run ends, never by `status` alone
+
+    log = record_dir(record.name) / NOTIFY_LOG
+    try:
+        hook = load_lab().notify
+        if hook is None or record.state.value not in hook.on:
+            return
+        env = procs.child_env(None)
+        env.pop(procs.MARKER_VAR, None)  # not the run's: a stop's marker sweep must not cut it short
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "mimic_deployment.runs.notify", record.name,
+                                     record.state.value, str(len(record.attempts))],
+                                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                    cwd=str(record_dir(record.name)), start_new_session=True, close_fds=True)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(record.to_json()).encode())
+            proc.stdin.close()
+        except OSError:
+            pass  # it died at once: what it said is in notify.log
+        if os.environ.get("SLURM_JOB_ID"):  # a job's end kills what it leaves: wait, bounded
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=hook.timeout + 10)
+    except (OSError, UserError) as exc:  # lab.yaml broken since launch, a full disk: say so where it is read
+        with contextlib.suppress(OSError), open(log, "a") as out:
+            out.write(f"[mimic] {time.strftime('%Y-%m-%d %H:%M:%S')} notify not started for "
+                      f"{record.state.value}: {exc}\n")
 
 
 def advance(record: RunRecord, state: State, **fields: object) -> bool:

@@ -14,7 +14,7 @@ from mimic_deployment.util.errors import UserError
 @dataclass(frozen=True)
 class ResumeRequest:
     name: str
-    steps: int | None = None  # train up to this step (None: the plan's)
+    steps: int | None = None  # train up to this step (None: the run's target, the latest one asked for)
     max_restarts: int | None = None  # None: keep the run's
     foreground: bool = False
     wait: bool = False
@@ -30,7 +30,7 @@ class Reopened:
 def reopen(request: ResumeRequest) -> Reopened:
     """Everything that can be refused is refused before the record changes; then the new attempt."""
     from mimic_deployment.host.gpus import read_gpus
-    from mimic_deployment.runs.launch import LaunchOptions, assign_gpus
+    from mimic_deployment.runs.launch import LaunchOptions, assign_gpus, check_gpus_here
 
     name = request.name
     record = tracking.refresh(registry.require(name))
@@ -51,12 +51,17 @@ def reopen(request: ResumeRequest) -> Reopened:
     if slurm and request.foreground:
         raise UserError("--foreground runs here, not on Slurm", hint=f"follow the job with `logs {name} -f`")
     options = LaunchOptions(wait=request.wait, foreground=request.foreground)
-    devices = None if slurm else assign_gpus([plan], options, read_gpus() if plan.device == "cuda" else [])[0]
+    gpus = [] if slurm or plan.device != "cuda" else read_gpus()
+    if not slurm:
+        check_gpus_here([plan], gpus)  # a GPU run resumed on a host without one would train on the CPU
+    devices = None if slurm else assign_gpus([plan], options, gpus)[0]
 
     def change(r: RunRecord) -> None:
-        registry.open_attempt(r, "resume", resume_argv(plan, request.steps))
+        # --steps always: without it LeRobot trains to the steps of the checkpoint's config, which
+        # is the target of the attempt that saved it, not a later `resume --steps N`
+        registry.open_attempt(r, "resume", resume_argv(plan, target))
         r.launched_by = procs.identity(os.getpid())  # owner until the supervisor takes over
-        r.plan["steps"] = target
+        r.plan["steps"] = target  # the run's target from now on (status, restarts, later resumes)
         r.cuda_visible_devices = devices
         if request.max_restarts is not None:
             r.max_restarts = request.max_restarts

@@ -4,7 +4,9 @@ Started detached (own session: survives logout and terminal close) by the local 
 attached with --foreground (make demo, Slurm batch jobs). It runs the plan's command with
 stdout and stderr going straight to the run's log (append-only), records PIDs with their
 start times, the exit code and the end, and resumes from the last checkpoint after a crash
-when the run allows restarts. Usage: python -m mimic_deployment._entry supervise RUN_NAME
+when the run allows restarts (each restart an attempt of its own). A trainer that exits non-zero
+after it trained to the end (a failed Hub push) leaves the run finished, with the note saying
+so. Usage: python -m mimic_deployment._entry supervise RUN_NAME
 """
 from __future__ import annotations
 
@@ -20,9 +22,13 @@ from pathlib import Path
 
 from mimic_deployment.host import paths, procs
 from mimic_deployment.logs import markers
+from mimic_deployment.logs.progress import Progress, read_progress, trained_to_the_end
 from mimic_deployment.planning.plan import RunPlan, resume_argv
 from mimic_deployment.runs import registry
 from mimic_deployment.runs.record import RunRecord, State
+from mimic_deployment.util.errors import UserError
+from mimic_deployment.util.secrets import redact_argv
+from mimic_deployment.util.shell import one_line
 
 PR_SET_PDEATHSIG = 1
 
@@ -47,6 +53,7 @@ class Supervisor:
         self.stop_signal: int | None = None
         self.trainer: subprocess.Popen | None = None
         self.echo = echo
+        self.said_corrupt = False
 
     # -- record and log -------------------------------------------------------------------
     def say(self, message: str) -> None:
@@ -69,7 +76,21 @@ class Supervisor:
             return registry.update(self.name, change)
         except OSError as exc:  # a full disk must not kill the training; the log says what happened
             self.say(f"could not write the run record: {exc}")
+        except UserError as exc:  # a record corrupted under us: keep it as it is for inspection
+            self._corrupt(exc)
+        return None
+
+    def read(self) -> RunRecord | None:
+        try:
+            return registry.read(self.name)
+        except UserError as exc:
+            self._corrupt(exc)
             return None
+
+    def _corrupt(self, exc: UserError) -> None:
+        if not self.said_corrupt:  # once: the supervisor reads the record every few seconds
+            self.said_corrupt = True
+            self.say(f"cannot read the run record ({exc}); training goes on, the record is left as it is")
 
     # -- signals ---------------------------------------------------------------------------
     def _on_signal(self, signum, _frame) -> None:
@@ -138,7 +159,7 @@ class Supervisor:
         return wait_until_free({int(i) for i in devices.split(",")}, should_stop=self._stopping, report=report)
 
     def _stopping(self) -> bool:
-        record = registry.read(self.name)
+        record = self.read()
         return bool(self.stop_signal or (record and record.stop_requested))
 
     def _run_child(self, argv: list[str]) -> int:
@@ -159,42 +180,83 @@ class Supervisor:
                 continue
 
     def _gpu_env(self) -> dict:
-        record = registry.read(self.name)
+        record = self.read()
         devices = record.cuda_visible_devices if record else None
         return {"CUDA_VISIBLE_DEVICES": devices} if devices is not None else {}
 
     def train_loop(self, argv: list[str], max_restarts: int) -> int:
         restarts = 0
         while True:
-            self.say("running: " + " ".join(argv))
+            self.say("running: " + one_line(redact_argv(argv)))  # a token after `--` never reaches the log
             code = self._run_child(argv)
             self.say(f"trainer exited with code {code}")
-            if code == 0 or self._stopping():
+            if code == 0 or self._stopping() or self._trained():
                 return self.finish(code)
             if restarts < max_restarts and paths.last_checkpoint_config(self.plan.output_dir).exists():
+                argv = resume_argv(self.plan, self.plan.steps)  # the run's target, never the checkpoint's
+                if not self._open_restart(code, argv):
+                    return self.finish(code)  # a stop came meanwhile: nothing starts
                 restarts += 1
                 self.log.write(markers.restart_start_line(restarts).encode())
                 self.say(f"restart {restarts} of {max_restarts} starting: resuming from the last checkpoint")
-                self.update(lambda r: r.count_restart())
-                argv = resume_argv(self.plan)
                 continue
             return self.finish(code)
 
-    def finish(self, code: int | None, reason: str | None = None) -> int:
-        from mimic_deployment.logs.progress import read_progress
+    def _progress(self) -> Progress:
+        return read_progress(self.plan.log_file, self.plan.output_dir, self.plan.steps)
 
-        progress = read_progress(self.plan.log_file, self.plan.output_dir, self.plan.steps)
+    def _trained(self) -> bool:
+        return trained_to_the_end(self._progress(), self.plan.output_dir, self.plan.steps)
+
+    def _open_restart(self, code: int, argv: list[str]) -> bool:
+        """The crashed attempt ends failed with its note, a `restart` attempt opens, in one write
+        under the run's lock; False (nothing changed) when a stop was asked for first."""
+        reason = self._progress().failure or f"exit code {code}"
+        opened = []
+
+        def change(r: RunRecord) -> None:
+            if r.stop_requested or r.state is not State.RUNNING:
+                return
+            r.open_restart(argv, ended_at=registry.now(), exit_code=code, reason=reason)
+            opened.append(True)
+
+        self.update(change)
+        return bool(opened) and not self._stopping()
+
+    def finish(self, code: int | None, reason: str | None = None) -> int:
+        progress = self._progress()
         stopped = self._stopping()
         state = State.STOPPED if stopped else State.FINISHED if code == 0 else State.FAILED
         if stopped and not reason:
             reason = "stopped by " + (signal.Signals(self.stop_signal).name if self.stop_signal else "request")
+        if state is State.FAILED and code is not None and not reason and \
+                trained_to_the_end(progress, self.plan.output_dir, self.plan.steps):
+            state, reason = State.FINISHED, self._after_training(code, progress.failure)
         if state is State.FAILED and not reason:
             reason = progress.failure or f"exit code {code}"
         self.update(lambda r: registry.advance(r, state, ended_at=registry.now(), exit_code=code, reason=reason,
                                                progress=progress.to_dict(), wandb_url=progress.wandb_url))
         self.say(f"=== {self.name}: {state.value}" + (f" ({reason})" if reason else "") + " ===")
+        self._reap_leftovers()
         time.sleep(0.3 if self.echo else 0)  # let the echo thread print the last lines
         return 0 if state is State.FINISHED else (code or 1)
+
+    def _after_training(self, code: int, failure: str | None) -> str:
+        """The note of a run that trained to the end and then exited non-zero (a failed Hub push)."""
+        what = failure.split(": ", 1)[1] if failure and failure.startswith("crashed: ") else failure
+        if not self.plan.push_to_hub:
+            return f"trained to the end, then the trainer exited with code {code}" + (f": {what}" if what else "")
+        what = what or f"exit code {code}"
+        model = paths.checkpoints_dir(self.plan.output_dir) / "last"
+        retry = one_line(["hf", "upload", self.plan.repo_id, str(model.resolve() / "pretrained_model")])
+        return f"trained, push failed: {what} (retry the push: {retry})"
+
+    def _reap_leftovers(self) -> None:
+        """The run has ended: whatever still carries its marker (a dataloader worker, a stray child)
+        is ended too. Not in a Slurm job: there the job shell carries the marker, and the job side
+        sweeps what is left itself (launchers/slurm/job.py)."""
+        if self.plan.launcher != "slurm":
+            procs.reap_marked(self.marker)
 
 
 def main(argv: list[str] | None = None) -> int:

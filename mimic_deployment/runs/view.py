@@ -82,7 +82,35 @@ def run_row(record: RunRecord, per_pid: dict[int, float] | None = None, now: flo
     }
 
 
+CORRUPT = "corrupt"  # the state shown for a run whose run.json cannot be read
+
+
+def corrupt_row(name: str, why: str, mtime: float, now: float) -> dict:
+    """The row of a run whose record cannot be read: its name, why, and whether its processes
+    (found by the marker file beside the record) still run; every other field unknown."""
+    marker = registry.marker_of(name)
+    live = 0
+    if marker:
+        from mimic_deployment.host import procs  # psutil: only for the rare corrupt record
+
+        live = len(procs.marked_processes(marker))
+    if live:
+        what = f"{live} of its processes still run: `stop {name}` ends them by their marker"
+    elif marker:
+        what = f"none of its processes runs (`stop {name}` ends any by their marker)"
+    else:
+        what = "no marker file beside it: its processes cannot be found"
+    row: dict = dict.fromkeys(("launcher", "pid", "step", "total_steps", "loss", "eta_seconds", "gpu_memory_gb",
+                               "created_at", "started_at", "ended_at", "exit_code", "wandb_url", "policy",
+                               "group", "computer", "log_file", "output_dir", "slurm_job_id", "slurm_state"))
+    row.update(name=name, state=CORRUPT, age_seconds=now - mtime, restarts=0, attempts=0,
+               reason=f"{why}; {what}")
+    return row
+
+
 def step_text(row: dict) -> str:
+    if row["step"] is None and row["total_steps"] is None:
+        return "-"
     if row["step"] is None:
         return f"-/{row['total_steps']}"
     return f"{row['step']}/{row['total_steps']}"
@@ -120,9 +148,11 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
     kept = dict(cache) if names is not None else {}
     rows, hidden, todo = [], 0, []
 
-    def too_old(row: dict) -> bool:
-        return (recent_seconds is not None and State(row["state"]).ended
+    def too_old(row: dict) -> bool:  # a corrupt record is never hidden: it may hide a live run
+        return (recent_seconds is not None and row["state"] != CORRUPT and State(row["state"]).ended
                 and now - (row["ended_at"] or now) >= recent_seconds)
+
+    mtimes: dict[str, float] = {}
 
     for name, file, st in entries:
         hit = cache.get(name)
@@ -132,6 +162,10 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
         else:
             record = registry.read_file(file)
             if record is None:
+                why = registry.unreadable_reason(file)
+                if why:  # the file changed between scan and read when no reason is found
+                    mtimes[name] = st.st_mtime
+                    rows.append(corrupt_row(name, why, st.st_mtime, now))
                 continue
             todo.append((name, _key(st), record))
             continue
@@ -158,4 +192,4 @@ def collect_rows(names: list[str] | None = None, recent_seconds: float | None = 
             pass
     found = {name for name, _, _ in entries}
     missing = [n for n in (names or []) if n not in found]
-    return sorted(rows, key=lambda r: r["created_at"] or 0), hidden, missing
+    return sorted(rows, key=lambda r: r["created_at"] or mtimes.get(r["name"], 0)), hidden, missing

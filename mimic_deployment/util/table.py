@@ -14,3 +14,11 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Seque
         return "  ".join(out).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *map(line, cells)])
+
+
+def first_line(text: str | None) -> str:
+    """A note in a table cell: its first line, `...` when there is more (--json keeps it whole)."""
+    if not text:
+        return ""
+    first, _, rest = text.strip().partition("\n")
+    return first + (" ..." if rest.strip() else "")

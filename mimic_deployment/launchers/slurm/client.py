@@ -98,13 +98,39 @@ def final_state(slurm_state: str | None) -> tuple[State, str]:
     return FINAL.get(base, (State.LOST, f"Slurm job ended {slurm_state} without a recorded end"))
 
 
+UNREACHABLE_HINT = "check `scontrol ping` and SLURM_CONF"
+# Slurm's words for "no controller answers" (connect failure, timeout) and for "no configuration
+# names one" (no slurm.conf: sbatch then looks for a DNS SRV record and prints res_nsearch errors).
+_NO_ANSWER = ("unable to contact slurm controller", "connect failure", "connection refused",
+              "socket timed out", "zero bytes were transmitted")
+_NO_CONFIG = ("could not establish a configuration source", "res_nsearch", "dns srv lookup failed",
+              "fetch_config", "failed to fetch config")
+_BAD_CONFIG = ("unable to process configuration", "s_p_parse_file")
+
+
+def unreachable_cause(message: str) -> str | None:
+    """Why Slurm's message says the controller cannot be reached, in words, or None."""
+    lower = message.lower()
+    conf = os.environ.get("SLURM_CONF")
+    where = f"SLURM_CONF={conf}" if conf else "SLURM_CONF is not set"
+    if any(words in lower for words in _NO_CONFIG):
+        return f"no Slurm configuration names one ({where}, no slurm.conf in the default place, no DNS record)"
+    if any(words in lower for words in _NO_ANSWER):
+        shown = next((part for part in message.split("; ") if any(w in part.lower() for w in _NO_ANSWER)), message)
+        return f"it does not answer ({shown})"
+    if any(words in lower for words in _BAD_CONFIG):
+        return f"its configuration cannot be read ({where}: {message})"
+    return None
+
+
 def refused(name: str, proc: subprocess.CompletedProcess) -> UserError:
     """sbatch's refusal of run `name` as one line, with a hint at what to look at."""
     message = slurm_message(proc.stderr, proc.stdout)
+    cause = unreachable_cause(message)
+    if cause:
+        return UserError(f"cannot reach the Slurm controller: {cause}",
+                         hint=f"{UNREACHABLE_HINT}; nothing was submitted")
     lower = message.lower()
-    if "unable to contact slurm controller" in lower or "unable to process configuration" in lower:
-        return UserError(f"cannot reach the Slurm controller: {message}",
-                         hint="check `scontrol ping` and SLURM_CONF; nothing was submitted")
     hint = ("see `sinfo -s` for partitions" if "partition" in lower else
             "see `sinfo -o '%P %G %c %m'` for what the nodes have" if "gres" in lower or "configuration" in lower
             else "nothing was submitted")
@@ -118,6 +144,10 @@ def find_tool(name: str) -> str:
     if path is None:
         raise UserError(f"{name} not found on PATH: this is not a Slurm login node",
                         hint="run on the cluster's login node (or `module load slurm`), or use --launcher local")
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not os.path.isfile(conf):  # Slurm's tools would retry for a minute, then say less
+        raise UserError(f"cannot reach the Slurm controller: SLURM_CONF={conf} is not a file",
+                        hint="point SLURM_CONF at the cluster's slurm.conf, or unset it for the default")
     return path
 
 
@@ -132,14 +162,18 @@ def call(argv: list[str], stdin: str | None = None, timeout: float = CALL_TIMEOU
                               stdin=None if stdin is not None else subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise UserError(f"{Path(argv[0]).name} did not answer in {timeout:.0f} s",
-                        hint="is the Slurm controller up? try `scontrol ping`") from None
+                        hint=f"is the Slurm controller up? {UNREACHABLE_HINT}") from None
 
 
 def scancel(job: str) -> None:
     """Cancel a job; one that Slurm no longer knows is already gone."""
     proc = call([find_tool("scancel"), str(job)])
     if proc.returncode != 0 and "invalid job id" not in proc.stderr.lower():
-        raise UserError(f"scancel {job} failed: {slurm_message(proc.stderr, proc.stdout)}")
+        message = slurm_message(proc.stderr, proc.stdout)
+        cause = unreachable_cause(message)
+        if cause:
+            raise UserError(f"scancel {job}: cannot reach the Slurm controller: {cause}", hint=UNREACHABLE_HINT)
+        raise UserError(f"scancel {job} failed: {message}")
 
 
 def own_job_state() -> tuple[str | None, str | None]:
