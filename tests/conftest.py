@@ -16,11 +16,36 @@ TRAIN_MANAGER = REPO / "mimic_deployment" / "train_manager.sh"
 FAKE_TRAINER = REPO / "tests" / "fake_trainer.py"
 LAB_GROUPS = REPO / "tests" / "fixtures" / "lab-groups"
 
-# Env vars of the toolkit that a developer's shell may have set: tests start from none of them.
+# Env vars of the toolkit that a developer's shell may have set: tests start from none of them. Every
+# setting of the train, robot-evaluation and Slurm tables is added below, so a new setting is never missed.
 TOOLKIT_VARS = ("BATCH_SIZE", "NUM_WORKERS", "STEPS", "SAVE_FREQ", "COMPUTER", "DATASET_GROUP", "NUM_GPUS",
                 "HF_ORG", "BASE_MODEL", "PUSH_TO_HUB", "WANDB_ENABLE", "LAUNCHER", "LEROBOT_TRAIN",
+                "EVAL_SPLIT", "EVAL_STEPS", "PUSH_CHECKPOINTS", "LEROBOT_ROLLOUT", "LEROBOT_RECORD",
                 "DATASET_GROUPS_FILE", "MIMIC_OUTPUTS", "HF_LEROBOT_HOME", "MIMIC_MERGED_HOME", "MIMIC_PROG",
-                "WANDB_API_KEY", "WANDB_MODE", "HF_TOKEN")
+                "MIMIC_LAB_FILE", "WANDB_API_KEY", "WANDB_MODE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def _setting_vars() -> tuple[str, ...]:
+    from mimic_deployment.config.slurm import SETTINGS
+    from mimic_deployment.planning.settings import ROBOT, TRAIN
+
+    return tuple(s.env for table in (TRAIN, ROBOT, SETTINGS) for s in table.values() if s.env)
+
+
+TOOLKIT_VARS = tuple(dict.fromkeys(TOOLKIT_VARS + _setting_vars()))
+
+
+@pytest.fixture(scope="session")
+def engine04() -> Path:
+    """The LeRobot 0.4.4 environment (`make test` builds it): its root, holding bin/lerobot-train and
+    bin/python. Skips, with the reason, where it is not built."""
+    found = subprocess.run([sys.executable, str(REPO / "scripts" / "ensure_env.py"), "--find", "lerobot-0.4"],
+                           capture_output=True, text=True, timeout=60)
+    path = Path(found.stdout.strip()) if found.returncode == 0 and found.stdout.strip() else None
+    if path is None or not (path / "bin" / "lerobot-train").exists():
+        pytest.skip("the LeRobot 0.4.4 environment is not built (`make env-lerobot-0.4` builds it)"
+                    + (f": {found.stderr.strip().splitlines()[-1]}" if found.stderr.strip() else ""))
+    return path
 
 
 @pytest.fixture(scope="session")

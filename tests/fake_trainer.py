@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""A stand-in for lerobot-train with the same flags, log lines and checkpoint layout, that
-trains in milliseconds. Behaviour knobs (env): FAKE_STEP_SECONDS (default 0.05),
+"""A stand-in for lerobot-train with the same flags, log lines (LeRobot 0.6's: the step line with
+`smp/s:` and ACT's sub-losses; `step N: eval_loss=X` with --dataset.eval_split and --eval_steps) and
+checkpoint layout, that trains in milliseconds. Behaviour knobs (env): FAKE_STEP_SECONDS (default 0.05),
 FAKE_CRASH_AT=N (exit 1 at step N, first attempt only unless FAKE_CRASH_ALWAYS=1),
 FAKE_HANG=1 (ignore SIGTERM, must be SIGKILLed), FAKE_CHILD=1 (spawn a child that lives on
 in its own process group, like a stray worker), FAKE_FAIL_START=1 (traceback at start),
@@ -66,10 +67,14 @@ def main() -> int:
     log("Start offline training on a fixed dataset")
     crash_at = int(os.environ.get("FAKE_CRASH_AT", "0"))
     crash_now = crash_at and (start == 0 or os.environ.get("FAKE_CRASH_ALWAYS"))
+    eval_steps = int(cfg.get("eval_steps") or 0) if cfg.get("dataset.eval_split") else 0
+    sub_losses = f" l1_loss:{1 / (start + 1):.3f} kld_loss:0.100" if cfg.get("policy.type") == "act" else ""
     for step in range(start + 1, steps + 1):
         time.sleep(float(os.environ.get("FAKE_STEP_SECONDS", "0.05")))
         log(f"step:{step} smpl:{step * 2} ep:0 epch:0.01 loss:{10 / step:.3f} "
-            "grdn:1.0 lr:1.0e-05 updt_s:0.01 data_s:0.00")
+            f"grdn:1.0 lr:1.0e-05 updt_s:0.01 data_s:0.00 smp/s:40{sub_losses}")
+        if eval_steps and step % eval_steps == 0:
+            log(f"step {step}: eval_loss={5 / step:.4f}")
         if crash_now and step == crash_at:
             print("Traceback (most recent call last):\nRuntimeError: simulated crash", file=sys.stderr, flush=True)
             return 1

@@ -88,10 +88,36 @@ def test_extra_feature_dtype_and_video_encoding(env):
 
 def test_v21_points_at_the_converter(env):
     problems = meta.check_group(_metas(env, {"lab/old": {"codebase_version": "v2.1"}})).problems
-    assert len(problems) == 1 and problems[0].startswith("lab/old: codebase_version v2.1")
-    assert "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=lab/old" in problems[0]
-    converter = (REPO / ".venv/lib/python3.11/site-packages/lerobot/datasets/v30/convert_dataset_v21_to_v30.py")
-    assert converter.is_file() or not (REPO / ".venv").exists()
+    assert len(problems) == 1 and problems[0].startswith("lab/old: codebase_version v2.1, LeRobot needs v3.0")
+    root = env["home"] / "lab/old"  # 0.6's converter takes the dataset folder itself as --root
+    assert (f"python -m lerobot.scripts.convert_dataset_v21_to_v30 --repo-id=lab/old --root={root} "
+            "--push-to-hub=false") in problems[0]
+    site = REPO / ".venv/lib/python3.12/site-packages/lerobot/scripts"  # the commands named exist in the env
+    for module in (meta.CONVERT_V21, meta.AUGMENT_QUANTILES):
+        assert (site / f"{module.rsplit('.', 1)[1]}.py").is_file() or not (REPO / ".venv").exists(), module
+
+
+def test_video_encoding_as_the_merge_compares_it(env):
+    """Recordings of LeRobot 0.4 (`video.is_depth_map`) and 0.6 (`is_depth_map` + encoder settings) and a
+    different encoder tuning (CRF) merge; another codec does not, and the check names the key."""
+    metas = _metas(env, {"lab/old": {}, "lab/old2": {}, "lab/new": {"recorded_with": "0.6"}})
+    assert meta.check_group(metas).ok
+    crf = metas["lab/new"].video_info["observation.images.front"]
+    crf["video.crf"] = 18
+    assert meta.check_group(metas).ok
+    metas |= _metas(env, {"lab/h264": {"video_codec": "h264"}})
+    problems = meta.check_group(metas).problems
+    assert problems == [f"lab/h264: observation.images.{cam} video encoding video.codec=h264 "
+                        "(the other 3 datasets have video.codec=av1)"
+                        for cam in ("right_wrist", "left_wrist", "front", "top")]
+
+
+def test_merge_migrates_the_legacy_depth_key():
+    features = {"observation.images.front": {"dtype": "video", "info": {"video.is_depth_map": False, "video.fps": 15}},
+                "observation.state": {"dtype": "float32", "shape": [15]}}
+    merge.migrate_video_info(features)
+    assert features["observation.images.front"]["info"] == {"is_depth_map": False, "video.fps": 15}
+    assert features["observation.state"] == {"dtype": "float32", "shape": [15]}
 
 
 def test_pi05_needs_quantiles(env):

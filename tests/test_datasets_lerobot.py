@@ -1,4 +1,5 @@
-"""Datasets with the real LeRobot 0.4.4: demo generation, merges, the cache, a killed merge.
+"""Datasets with the real LeRobot: the video demo made by 0.6.1, merges, the cache, a killed merge, and
+datasets of either version loading and merging in the other (0.4.4 from its own env).
 
 Offline (HF_HUB_OFFLINE=1), every location in temp dirs. Slow-ish: imports torch once.
 """
@@ -20,6 +21,17 @@ from mimic_deployment.util.errors import UserError
 
 pytestmark = pytest.mark.lerobot
 REPO = Path(__file__).resolve().parent.parent
+CAMERAS = ("right_wrist", "left_wrist", "front", "top")
+# Run by another env's Python: each folder's episodes, frames, the last frame's front image shape and episode.
+LOAD = ("import json, sys\n"
+        "from lerobot.datasets.lerobot_dataset import LeRobotDataset\n"
+        "out = {}\n"
+        "for root in sys.argv[1:]:\n"
+        "    ds = LeRobotDataset('lab/' + root.rstrip('/').rsplit('/', 1)[-1], root=root)\n"
+        "    last = ds[ds.num_frames - 1]\n"
+        "    out[root] = [ds.num_episodes, ds.num_frames, list(last['observation.images.front'].shape),\n"
+        "                 int(last['episode_index'])]\n"
+        "print(json.dumps(out))\n")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +76,10 @@ def test_demo_is_deterministic_and_idempotent(env):
 
     for rid, a, b in zip(DEMO_IDS, env["demo"], env["again"]):
         assert a == env["home"] / rid
-        for rel in ("meta/info.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet"):
+        videos = [f"videos/observation.images.{cam}/chunk-000/file-000.mp4" for cam in CAMERAS]
+        for rel in ("meta/info.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet", *videos):
             assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+        assert not (a / "images").exists()  # the encoder's staging frames are gone
         # stats: same numbers (LeRobot writes the keys in set order); data: same columns. The
         # parquet bytes differ only by the random fingerprint `datasets` puts in its metadata.
         assert json.loads((a / "meta/stats.json").read_text()) == json.loads((b / "meta/stats.json").read_text())
@@ -74,7 +88,10 @@ def test_demo_is_deterministic_and_idempotent(env):
         info = json.loads((a / "meta/info.json").read_text())
         assert (info["fps"], info["robot_type"], info["total_episodes"], info["total_frames"]) == \
                (15, "mimic_follower", 3, 60)
-        assert info["features"]["observation.images.top"]["dtype"] == "image"
+        for cam in CAMERAS:  # four cameras as mp4, LeRobot's default encoder, like the lab's recordings
+            ft = info["features"][f"observation.images.{cam}"]
+            assert ft["dtype"] == "video" and ft["shape"] == [48, 64, 3]
+            assert (ft["info"]["video.codec"], ft["info"]["video.fps"]) == ("av1", 15)
         assert info["features"]["observation.state"]["shape"] == [15]
     # demo_a and demo_b are different recordings of the same setup
     assert (env["demo"][0] / "data/chunk-000/file-000.parquet").read_bytes() != \
@@ -96,6 +113,8 @@ def test_merge_loads_with_summed_counts_then_cache_hit(env, monkeypatch):
     ds = LeRobotDataset(merge.merged_repo_id("demo"), root=target)
     assert (ds.num_episodes, ds.num_frames) == (6, 120)
     assert ds[119]["episode_index"].item() == 5 and tuple(ds[0]["observation.images.front"].shape) == (3, 48, 64)
+    assert ds.meta.video_keys == [f"observation.images.{cam}" for cam in CAMERAS]
+    assert len(list(target.glob("videos/observation.images.front/chunk-*/*.mp4"))) >= 1
     assert ds.meta.stats["action"]["q01"].shape == (15,)  # pi05-ready stats survive the merge
     # second call: a cache hit, no merge work at all
     marker_mtime = (target / merge.MARKER).stat().st_mtime_ns
@@ -174,3 +193,40 @@ def test_offline_missing_member_is_one_clear_error(env):
     assert "HF_HUB_OFFLINE" in msg and "datasets fetch demo_plus" in msg
     with pytest.raises(UserError, match="Mimic-Robotics/not_here"):
         sources.ensure_available(spec["members"], online=True, log=print)
+
+
+def test_either_versions_datasets_load_and_merge_in_the_other(env, engine04):
+    """0.6.1's demo and its merge load in 0.4.4; a dataset recorded by 0.4.4 (its `video.is_depth_map`)
+    merges with 0.6.1's (`is_depth_map`) in the toolkit's 0.6.1 (merge.migrate_video_info), and that merge
+    loads in both versions."""
+    base = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(env["tmp"] / "hfc")}
+    py04 = str(engine04 / "bin" / "python")
+    rec04 = env["tmp"] / "lab" / "rec04"
+    made = subprocess.run([py04, "-c", "import sys; from mimic_deployment.datasets.demo import make_dataset; "
+                           "make_dataset(sys.argv[1], 'lab/rec04', seed=7)", str(rec04)],
+                          cwd=REPO, env=base, capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr[-3000:]
+    info = json.loads((rec04 / "meta/info.json").read_text())["features"]["observation.images.front"]["info"]
+    assert "video.is_depth_map" in info and "video.crf" not in info  # 0.4.4's own spelling
+    assert meta_ok({"lab/rec04": rec04, **_members(env)})
+
+    mixed = merge.materialize("mixed", {"lab/rec04": rec04, **_members(env)}, log=lambda m: None)
+    demo = merge.materialize("demo", _members(env), log=lambda m: None)
+    roots = [str(p) for p in (*env["demo"], demo, mixed)]
+    loaded = subprocess.run([py04, "-c", LOAD, *roots], cwd=REPO, env=base, capture_output=True, text=True,
+                            timeout=600)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    got = json.loads(loaded.stdout.strip().splitlines()[-1])
+    assert got == {roots[0]: [3, 60, [3, 48, 64], 2], roots[1]: [3, 60, [3, 48, 64], 2],
+                   roots[2]: [6, 120, [3, 48, 64], 5], roots[3]: [9, 180, [3, 48, 64], 8]}
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset(merge.merged_repo_id("mixed"), root=mixed)
+    assert (ds.num_episodes, ds.num_frames) == (9, 180) and int(ds[0]["episode_index"]) == 0
+    assert tuple(ds[179]["observation.images.top"].shape) == (3, 48, 64)
+
+
+def meta_ok(folders: dict) -> bool:
+    report = prepare.check("g", {rid: Path(p) for rid, p in folders.items()})
+    assert report.ok, report.problems
+    return True

@@ -336,7 +336,7 @@ def test_train_sh_from_inside_its_folder_and_through_a_users_link(env, tmp_path)
 def test_eval_sh_from_inside_its_folder_and_through_a_users_link(env, tmp_path):
     import json
 
-    env = dict(env, MODEL_PATH="Mimic-Robotics/act_odin_demo", EVAL_DATASET="Mimic-Robotics/eval_act_demo")
+    env = dict(env, MODEL_PATH="Mimic-Robotics/act_odin_demo", EVAL_DATASET="Mimic-Robotics/rollout_act_demo")
     (tmp_path / "eval-act").symlink_to(SCRIPTS / "act" / "eval.sh")
     for path, cwd in (("./eval.sh", SCRIPTS / "act"), (tmp_path / "eval-act", tmp_path)):
         out = _script(path, "--dry-run", "--json", cwd=cwd, env=env)

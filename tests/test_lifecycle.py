@@ -9,7 +9,6 @@ simultaneous launches; sequential queues; logs, history, status --json/--watch.
 """
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import signal
@@ -138,10 +137,7 @@ def test_launch_is_detached_fast_and_finishes_with_a_full_record(env):
     assert rec["state"] == "finished" and rec["exit_code"] == 0 and rec["restarts"] == 0
     assert rec["created_at"] <= rec["started_at"] <= rec["ended_at"]
     assert rec["toolkit_commit"] and len(rec["toolkit_commit"]) >= 7
-    try:
-        assert rec["lerobot_version"] == importlib.metadata.version("lerobot")
-    except importlib.metadata.PackageNotFoundError:
-        assert rec["lerobot_version"] is None
+    assert rec["lerobot_version"] is None  # the fake trainer: no LeRobot installed beside it
     for who in ("supervisor", "trainer"):
         assert isinstance(rec[who]["pid"], int) and rec[who]["create_time"] > 0
     assert rec["plan"]["datasets"] == ["mimic-demo/demo_a"] and rec["plan"]["computer"] == "cpu"

@@ -1,5 +1,8 @@
 """progress.py against realistic lerobot 0.4.4 log text (formats copied from lerobot_train.py,
-utils/logging_utils.py, utils/utils.py:init_logging, rl/wandb_utils.py, tqdm's format_meter)."""
+utils/logging_utils.py, utils/utils.py:init_logging, rl/wandb_utils.py, tqdm's format_meter), and
+against real LeRobot 0.6.1 logs (tests/fixtures/logs/: a tiny ACT trained 8 steps on the demo data
+with log_freq=2, one of them with --dataset.eval_split=0.34 --eval_steps=2; trimmed: one of the two
+torchcodec warnings a machine without FFmpeg prints before the start is kept)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from pprint import pformat
 
 import pytest
@@ -19,6 +23,10 @@ from mimic_deployment.logs import progress as P
 from mimic_deployment.logs import tail as T
 from mimic_deployment.logs.progress import Progress, read_progress
 from mimic_deployment.logs.tail import tail_lines
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "logs"
+LOG_061 = FIXTURES / "lerobot-0.6.1-act.log"
+LOG_061_EVAL = FIXTURES / "lerobot-0.6.1-act-eval-split.log"
 
 BS = 8
 FRAMES = 20_000
@@ -575,7 +583,9 @@ def test_to_dict_fields(tmp_path):
     assert set(d) == {
         "step", "step_approx", "total_steps", "loss", "lr", "last_step_time", "steps_per_sec", "eta_seconds",
         "checkpoint_step", "finished", "failure", "wandb_url", "started_count", "age_seconds",
+        "eval_loss", "eval_loss_step", "samples_per_sec", "mem_gb", "peak_mem_gb", "sub_losses",
     }
+    assert d["eval_loss"] is None and d["sub_losses"] == {} and d["samples_per_sec"] is None  # a 0.4 log
     assert d["step"] == 4 and d["total_steps"] == 10 and d["steps_per_sec"] == pytest.approx(1.0, rel=0.5)
 
 
@@ -663,3 +673,109 @@ def test_upgraded_run_old_attempt_then_new_marker(tmp_path):
     starts = markers.attempt_starts(text)
     assert len(starts) == 2 and text[starts[-1]:].startswith("[mimic] ==> v1 attempt 2")
     assert read_progress(write(tmp_path / "run.log", text)).failure is None
+
+
+# ------------------------------------------------------------------ LeRobot 0.6.1 logs (real)
+
+
+def test_real_061_log():
+    """0.6's step line (smp/s, the policy's sub-losses) read from a real log; the torchcodec
+    tracebacks printed before the start are no failure."""
+    text = LOG_061.read_text()
+    assert "Traceback" in text.split("cfg.steps=")[0]  # the fixture keeps what a machine without FFmpeg logs
+    p = read_progress(LOG_061)
+    assert (p.step, p.total_steps, p.finished, p.failure) == (8, 8, True, None)
+    assert p.loss == pytest.approx(76.457) and p.lr == pytest.approx(1e-5)
+    assert p.samples_per_sec == 6.0 and p.sub_losses == {"l1_loss": 0.846, "kld_loss": 7.561}
+    assert p.eval_loss is None and p.eval_loss_step is None and p.mem_gb is None and p.peak_mem_gb is None
+    # the fields of one real step line: smp/s is its own field (not `s`), sub-losses are not step fields
+    line = next(ln for ln in text.splitlines() if "step:6 " in ln)
+    fields = F.step_fields(line, line.index("step:6"))
+    assert fields["smp/s"] == "5" and "s" not in fields and fields["updt_s"] == "0.371"
+    assert F.sub_losses(fields) == {"l1_loss": 0.972, "kld_loss": 7.376}
+
+
+def test_real_061_eval_split_log(tmp_path):
+    """`step N: eval_loss=X` (0.6 with --dataset.eval_split and --eval_steps): the last one of the attempt."""
+    p = read_progress(LOG_061_EVAL)
+    assert (p.step, p.finished, p.failure) == (8, True, None)
+    assert p.eval_loss == pytest.approx(1.0495) and p.eval_loss_step == 8
+    assert F.eval_losses(LOG_061_EVAL.read_text())[0][1:] == (2, pytest.approx(1.0404))
+    # a log cut after step 4's eval line: the eval loss so far
+    text = LOG_061_EVAL.read_text()
+    at = text.index("step 4: eval_loss=")
+    early = read_progress(write(tmp_path / "cut.log", text[: text.index("\n", at) + 1]))
+    assert early.eval_loss == pytest.approx(1.0441) and early.eval_loss_step == 4 and not early.finished
+
+
+def test_061_mem_gb_on_cuda(tmp_path):
+    """On CUDA 0.6 logs `mem_gb:` (AverageMeter("mem_gb", ":.2f"), registered after smp/s, before the
+    sub-losses): the real log with it added where lerobot_train.py puts it."""
+    lines, gb = [], iter(["1.25", "3.50", "2.75", "2.80"])
+    for ln in LOG_061.read_text().splitlines(keepends=True):
+        if " smp/s:" in ln:
+            head, _, rest = ln.partition(" smp/s:")
+            value, _, subs = rest.partition(" ")
+            ln = f"{head} smp/s:{value} mem_gb:{next(gb)} {subs}"
+        lines.append(ln)
+    p = read_progress(write(tmp_path / "cuda.log", "".join(lines)))
+    assert p.mem_gb == 2.80 and p.peak_mem_gb == 3.50
+    assert p.sub_losses == {"l1_loss": 0.846, "kld_loss": 7.561} and p.samples_per_sec == 6.0
+
+
+def test_eval_loss_of_an_earlier_attempt_does_not_count(tmp_path):
+    """An appended attempt (a resume) that has not evaluated yet shows no eval loss of the old one."""
+    text = LOG_061_EVAL.read_text() + markers.attempt_start_line(2, at=T0) + start_block(20, T0, log_freq=2)
+    p = read_progress(write(tmp_path / "two.log", text))
+    assert p.started_count == 2 and p.eval_loss is None and not p.finished
+
+
+def test_eval_loss_lines_are_exact_anchors(tmp_path):
+    """With K-rounded step lines, an eval line's exact step counts as a checkpoint line does."""
+    log_freq = 500
+    text = start_block(5000, T0, log_freq=log_freq)
+    text += step_line(1000, T0 + 1) + info("step 1000: eval_loss=0.5000", T0 + 1, where="ot_train.py:673")
+    text += step_line(1500, T0 + 2)
+    p = read_progress(write(tmp_path / "k.log", text))
+    assert p.step == 1500 and not p.step_approx and p.eval_loss == 0.5 and p.eval_loss_step == 1000
+    nan = F.eval_losses(info("step 7: eval_loss=nan", T0))[0][2]
+    assert nan != nan  # lerobot_train.py formats a NaN loss `nan`: read as NaN, not skipped
+
+
+def _finished_run(env: dict, name: str, log: Path) -> None:
+    """A finished run's record whose log is `log` (copied), as the CLI reads it."""
+    import shutil
+
+    outputs = Path(env["MIMIC_OUTPUTS"])
+    (outputs / "logs").mkdir(parents=True, exist_ok=True)
+    shutil.copy(log, outputs / "logs" / f"{name}.log")
+    (outputs / "runs" / name).mkdir(parents=True)
+    (outputs / "runs" / name / "run.json").write_text(json.dumps({
+        "schema": 1, "name": name, "state": "finished", "created_at": time.time() - 60, "ended_at": time.time(),
+        "plan": {"name": name, "policy": "act", "group": "demo", "steps": 8, "save_freq": 4, "computer": "cpu",
+                 "output_dir": str(outputs / "train" / name), "log_file": str(outputs / "logs" / f"{name}.log"),
+                 "dataset": {}}}))
+
+
+def test_status_shows_the_061_numbers(toolkit_env):
+    """`status`: an EVAL LOSS column when a run logged one; --json: eval_loss, samples/s, GPU memory,
+    sub-losses; `status NAME`: the losses and speed."""
+    from conftest import run_cli
+
+    _finished_run(toolkit_env, "act_split", LOG_061_EVAL)
+    _finished_run(toolkit_env, "act_plain", LOG_061)
+    rows = {r["name"]: r for r in json.loads(run_cli(toolkit_env, "status", "--json").stdout)}
+    split, plain = rows["act_split"], rows["act_plain"]
+    assert split["eval_loss"] == pytest.approx(1.0495) and split["eval_loss_step"] == 8
+    assert plain["eval_loss"] is None and plain["samples_per_sec"] == 6.0
+    assert plain["sub_losses"] == {"l1_loss": 0.846, "kld_loss": 7.561}
+    assert plain["mem_gb"] is None and plain["peak_mem_gb"] is None  # a CPU run
+    table = run_cli(toolkit_env, "status").stdout.splitlines()
+    assert "EVAL LOSS" in table[0]
+    assert "1.050" in next(ln for ln in table if ln.startswith("act_split"))
+    detail = run_cli(toolkit_env, "status", "act_split").stdout
+    assert "losses  loss 72.19, kld_loss 7.14, l1_loss 0.791; eval_loss 1.05 at step 8" in detail
+    assert "speed   6 samples/s" in detail
+    # no run logged an eval loss: no such column
+    only_plain = run_cli(toolkit_env, "status", "act_plain").stdout
+    assert "EVAL LOSS" not in only_plain and "8/8" in only_plain

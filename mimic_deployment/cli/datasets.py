@@ -9,7 +9,8 @@ import time
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("datasets", help="demo datasets, the merged-dataset cache, downloads")
     sub = p.add_subparsers(dest="datasets_command", metavar="ACTION", parser_class=type(p))
-    demo = sub.add_parser("demo", help="create the tiny synthetic 'demo' group (mimic-demo/demo_a, demo_b)")
+    demo = sub.add_parser("demo", help="create the tiny synthetic 'demo' group (mimic-demo/demo_a, demo_b: "
+                          "four mp4 cameras, 15-D state/action)")
     demo.add_argument("--root", help="folder to create them in (default: the LeRobot home)")
     demo.add_argument("--force", action="store_true", help="re-create them even if they exist")
     demo.set_defaults(run=run_demo)

@@ -57,7 +57,11 @@ def render(report: dict) -> str:
             f"{'held out' if report['held_out'] else 'NOT held out'} ({report['held_out_reason']})")
     rows = [[e["episode"], e["frames"], f"{e['l1']:.4g}", f"{e['mse']:.4g}"] for e in report["per_episode"]]
     worst = sorted(report["per_dim"], key=lambda d: -d["l1"])[:3]
-    lines = [head, f"  L1 {ov['l1']:.4g}  MSE {ov['mse']:.4g}{norm}", ""]
+    lines = [head, f"  L1 {ov['l1']:.4g}  MSE {ov['mse']:.4g}{norm}"]
+    if report.get("eval_loss") is not None:
+        lines.append(f"  eval_loss {report['eval_loss']:.4g} (logged by LeRobot at step {report['eval_loss_step']} "
+                     f"on the eval_split={report.get('eval_split') or '?'} held-out episodes)")
+    lines.append("")
     lines += ["  " + ln for ln in table(["EPISODE", "FRAMES", "L1", "MSE"], rows, right=(0, 1, 2, 3)).splitlines()]
     lines += ["", "  largest L1: " + ", ".join(f"{d['name']} {d['l1']:.3g}" for d in worst)]
     plots = report["plots"]

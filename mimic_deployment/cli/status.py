@@ -58,21 +58,41 @@ def to_json(rows: list[dict]) -> str:
     return "[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]" if rows else "[]"
 
 
+def _loss(value: float | None) -> str:
+    return f"{value:.3f}" if value is not None else "-"
+
+
 def render(rows: list[dict], hidden: int) -> str:
-    from mimic_deployment.runs.view import fmt_duration, step_text
+    """The table; an EVAL LOSS column (LeRobot 0.6's held-out loss) only when a run logged one."""
+    from mimic_deployment.runs.view import fmt_duration, gpu_memory_text, step_text
     from mimic_deployment.util.table import first_line, table
 
     if not rows:
         return "no runs" + (f" ({hidden} older: status --all)" if hidden else "")
+    evals = any(r.get("eval_loss") is not None for r in rows)
     body = table(
-        ("NAME", "STATE", "STEP", "LOSS", "ETA", "GPU MEM", "AGE", "NOTE"),
-        [(r["name"], r["state"], step_text(r), f"{r['loss']:.3f}" if r["loss"] is not None else "-",
+        ("NAME", "STATE", "STEP", "LOSS", *(("EVAL LOSS",) if evals else ()), "ETA", "GPU MEM", "AGE", "NOTE"),
+        [(r["name"], r["state"], step_text(r), _loss(r["loss"]), *((_loss(r.get("eval_loss")),) if evals else ()),
           fmt_duration(r["eta_seconds"]) if r["state"] == "running" else "-",
-          f"{r['gpu_memory_gb']:.1f} GB" if r["gpu_memory_gb"] else "-", fmt_duration(r["age_seconds"]),
+          gpu_memory_text(r), fmt_duration(r["age_seconds"]),
           first_line(r["reason"]) or r["wandb_url"] or "") for r in rows],
-        right=(2, 3, 4, 5, 6),
+        right=(2, 3, 4, 5, 6, 7) if evals else (2, 3, 4, 5, 6),
     )
     return body + (f"\n({hidden} older runs hidden: status --all)" if hidden else "")
+
+
+def _losses(row: dict) -> str:
+    """`loss 0.912, kld_loss 7.561, l1_loss 0.846; eval_loss 1.050 at step 8` (what was logged)."""
+    parts = [f"loss {row['loss']:.4g}"] if row.get("loss") is not None else []
+    parts += [f"{k} {v:.4g}" for k, v in sorted((row.get("sub_losses") or {}).items())]
+    text = ", ".join(parts)
+    if row.get("eval_loss") is not None:
+        text += ("; " if text else "") + f"eval_loss {row['eval_loss']:.4g} at step {row['eval_loss_step']}"
+    return text
+
+
+def _speed(row: dict) -> str:
+    return f"{row['samples_per_sec']:g} samples/s" if row.get("samples_per_sec") is not None else ""
 
 
 def details(rows: list[dict]) -> str:
@@ -80,7 +100,8 @@ def details(rows: list[dict]) -> str:
     blocks = []
     for r in rows:
         lines = [f"{r['name']}:"]
-        for label, value in (("log", r["log_file"]), ("output", r["output_dir"]), ("W&B", r["wandb_url"])):
+        for label, value in (("log", r["log_file"]), ("output", r["output_dir"]), ("W&B", r["wandb_url"]),
+                             ("losses", _losses(r)), ("speed", _speed(r))):
             if value:
                 lines.append(f"  {label:<7} {value}")
         if r["slurm_job_id"]:

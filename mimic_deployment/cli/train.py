@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mimic_deployment.config import slurm as slurmconf
 from mimic_deployment.planning.plan import RunRequest
-from mimic_deployment.planning.settings import COUNTS, TRAIN
+from mimic_deployment.planning.settings import COUNTS, FLAG_VALUES, TRAIN
 from mimic_deployment.util.errors import UserError
 from mimic_deployment.util.settings import add_flags
 
@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
     what.add_argument("--dataset-root", help="folder holding local datasets as <root>/<namespace>/<name>")
     how = p.add_argument_group("settings (each also an env var)")
     add_flags(how, [TRAIN[name] for name in (*COUNTS, "computer", "hf_org", "base_model", "push_to_hub", "wandb")])
+    lerobot06 = p.add_argument_group("LeRobot 0.6 features (refused on an engine without them)")
+    add_flags(lerobot06, [TRAIN[name] for name in ("eval_split", "eval_steps", "push_checkpoints")])
     run_how = p.add_argument_group("how to run")
     run_how.add_argument("--sequential", action="store_true",
                          help="one run after another (the default for several runs on a machine with <= 1 GPU)")
@@ -70,8 +72,9 @@ def request_from_args(args: argparse.Namespace) -> RunRequest:
     groups = tuple(g.strip() for g in (args.dataset_group or "").split(",") if g.strip())
     return RunRequest(
         policies=_policies(args.policy), groups=groups,
-        flags={name: getattr(args, name) for name in COUNTS}, computer=args.computer, tag=args.tag,
-        hf_org=args.hf_org, base_model=args.base_model, push_to_hub=args.push_to_hub, wandb=args.wandb,
+        flags={name: getattr(args, name) for name in FLAG_VALUES}, computer=args.computer, tag=args.tag,
+        hf_org=args.hf_org, base_model=args.base_model, push_to_hub=args.push_to_hub,
+        push_checkpoints=args.push_checkpoints, wandb=args.wandb,
         dataset_root=args.dataset_root, extra_args=tuple(getattr(args, "extra_args", ())),
         launcher=args.launcher, slurm={k: getattr(args, k) for k in slurmconf.SETTINGS},
     )

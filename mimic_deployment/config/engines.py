@@ -9,7 +9,7 @@ from mimic_deployment.config.loader import CONFIG_DIR, Section, load_yaml
 from mimic_deployment.util.errors import UserError
 
 ENGINES_FILE = CONFIG_DIR / "engines.yaml"
-CAPABILITIES = ("eval_split", "push_checkpoints", "rename_map_from_scratch")
+CAPABILITIES = ("eval_split", "push_checkpoints", "rename_map_from_scratch", "peft")
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,10 @@ class Dialect:
     policy_types: tuple[str, ...] = ()
     base_models: dict[str, str] = field(default_factory=dict)
     capabilities: dict[str, bool] = field(default_factory=dict)
-    loads: dict[str, tuple[str, ...]] = field(default_factory=dict)  # policy type -> Hub repos loaded at start
+    # policy type -> {Hub repo loaded at start: the policy flag that names another instead, or None}
+    loads: dict[str, dict[str, str | None]] = field(default_factory=dict)
     backbone_weights: dict[str, str] = field(default_factory=dict)  # policy type -> torchvision weights file
+    extras: dict[str, str | None] = field(default_factory=dict)  # a policy's extra -> this version's (None: core)
 
     def flag(self, canonical: str) -> str:
         """This version's spelling of a canonical (0.6) flag key (`env_eval_freq` -> `eval_freq` on 0.4)."""
@@ -32,6 +34,10 @@ class Dialect:
 
     def can(self, capability: str) -> bool:
         return self.capabilities[capability]
+
+    def extra(self, name: str) -> str | None:
+        """This version's name for a policy's LeRobot extra; None: its packages are LeRobot's own dependencies."""
+        return self.extras.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,11 @@ class Engines:
                             hint=f"point LEROBOT_TRAIN at an env with one of those, or declare {key} in {ENGINES_FILE}")
         return self.dialects[key]
 
+    def series_of(self, version: str | None) -> str:
+        """The dialect key of a recorded version: its series when the toolkit speaks it, else the default."""
+        series = ".".join((version or "").split(".")[:2])
+        return series if series in self.dialects else self.default
+
 
 def _strings(section: Section, key: str) -> tuple[str, ...]:
     value = section.get(key, list, [])
@@ -63,16 +74,27 @@ def _mapping(section: Section, key: str) -> dict[str, str]:
     return dict(value)
 
 
-def _lists(section: Section, key: str) -> dict[str, tuple[str, ...]]:
-    value = section.get(key, dict, {}) or {}
-    if not all(isinstance(v, list) and all(isinstance(w, str) for w in v) for v in value.values()):
-        section.fail(f"'{key}' must map each policy type to a list of Hub repo ids")
-    return {str(k): tuple(v) for k, v in value.items()}
+def _loads(section: Section) -> dict[str, dict[str, str | None]]:
+    value = section.get("loads", dict, {}) or {}
+    for ptype, repos in value.items():
+        if not isinstance(repos, dict) or not all(
+                isinstance(repo, str) and (flag is None or isinstance(flag, str)) for repo, flag in repos.items()):
+            section.fail(f"loads.{ptype} must map each Hub repo id to the policy flag that names it, or null",
+                         "e.g. xvla: {facebook/bart-large: policy.tokenizer_name}")
+    return {str(k): dict(v) for k, v in value.items()}
+
+
+def _extras(section: Section) -> dict[str, str | None]:
+    value = section.get("extras", dict, {}) or {}
+    if not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()):
+        section.fail("'extras' must map a policy's LeRobot extra to this version's name, or null",
+                     "e.g. diffusion: null (its packages are LeRobot's own dependencies there)")
+    return dict(value)
 
 
 def _parse(section: Section, series: str) -> Dialect:
     section.check_keys(required=("versions", "python", "commands", "policy_types", "capabilities"),
-                       optional=("renamed_flags", "base_models", "loads", "backbone_weights"))
+                       optional=("renamed_flags", "base_models", "loads", "backbone_weights", "extras"))
     commands = section.child("commands", section.data["commands"])
     commands.check_keys(required=("train", "robot_eval"))
     robot_eval = commands.data["robot_eval"]
@@ -86,7 +108,8 @@ def _parse(section: Section, series: str) -> Dialect:
                    train_command=commands.get("train", str), robot_eval_command=tuple(robot_eval),
                    renamed_flags=_mapping(section, "renamed_flags"), policy_types=_strings(section, "policy_types"),
                    base_models=_mapping(section, "base_models"), capabilities=dict(caps.data),
-                   loads=_lists(section, "loads"), backbone_weights=_mapping(section, "backbone_weights"))
+                   loads=_loads(section), backbone_weights=_mapping(section, "backbone_weights"),
+                   extras=_extras(section))
 
 
 @functools.cache

@@ -1,18 +1,23 @@
 """Tiny deterministic synthetic LeRobot v3.0 datasets shaped like the Mimic robot's.
 
 `generate_demo()` writes `mimic-demo/demo_a` and `mimic-demo/demo_b` (the `demo` group of
-dataset_groups.yaml) under the LeRobot home: 15-D state/action, four 48x64 cameras stored as
-`image` features (PNG inside parquet: no ffmpeg needed), 3 episodes x 20 frames at 15 fps.
+dataset_groups.yaml) under the LeRobot home: 15-D state/action and four 48x64 cameras stored as
+`video` features (one AV1 mp4 per camera, LeRobot's own encoder: the shape of the lab's
+recordings), 3 episodes x 20 frames at 15 fps, written by LeRobot's dataset API
+(`LeRobotDataset.create`) offline. Made by 0.6.1, they load in 0.4.4 as well.
 `make_dataset()` builds one such dataset with any shape, for tests that need incompatible ones.
 
 Imports lerobot/numpy lazily (only when a dataset is actually built).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
-from collections.abc import Callable, Iterable
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from mimic_deployment.host import paths
@@ -28,6 +33,7 @@ DEMO_STATE_DIM = 15
 DEMO_IMAGE_SHAPE = (48, 64, 3)
 DEMO_EPISODES = 3
 DEMO_FRAMES = 20
+DEMO_CAMERA_DTYPE = "video"  # mp4 per camera, like the lab's datasets ("image": PNG inside the parquet)
 _SEEDS = {"mimic-demo/demo_a": 1, "mimic-demo/demo_b": 2}
 
 
@@ -84,17 +90,56 @@ def make_dataset(path: str | Path, repo_id: str, *, fps: int = DEMO_FPS, state_d
                  action_dim: int | None = None, cameras: Iterable[str] = DEMO_CAMERAS,
                  image_shape: tuple[int, int, int] = DEMO_IMAGE_SHAPE, episodes: int = DEMO_EPISODES,
                  frames: int = DEMO_FRAMES, robot_type: str = DEMO_ROBOT_TYPE, task: str = DEMO_TASK,
-                 seed: int = 0, camera_dtype: str = "image") -> Path:
-    """Write one synthetic v3.0 dataset at `path` (which must not exist yet; LeRobot insists)."""
+                 seed: int = 0, camera_dtype: str = DEMO_CAMERA_DTYPE, quiet: bool = True) -> Path:
+    """Write one synthetic v3.0 dataset at `path` (which must not exist yet; LeRobot insists).
+
+    quiet: the encoder's and LeRobot's chatter (SVT-AV1's banner per video, progress bars, a
+    torchcodec fallback traceback) is kept back and shown only if the build fails."""
+    with _native_stderr_captured(quiet):
+        _build(Path(path), repo_id, fps=fps, state_dim=state_dim,
+               action_dim=state_dim if action_dim is None else action_dim, cameras=tuple(cameras),
+               image_shape=image_shape, episodes=episodes, frames=frames, robot_type=robot_type, task=task,
+               seed=seed, camera_dtype=camera_dtype)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def _native_stderr_captured(enabled: bool) -> Iterator[None]:
+    """Send file descriptor 2 (C libraries write there too) to a temp file; replay it on failure."""
+    if not enabled:
+        yield
+        return
+    saved_svt = os.environ.get("SVT_LOG")
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only (it reads this when an encoder starts)
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            sink.seek(0)
+            os.write(2, sink.read()[-20000:])
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            if saved_svt is None:
+                os.environ.pop("SVT_LOG", None)
+
+
+def _build(path: Path, repo_id: str, *, fps: int, state_dim: int, action_dim: int, cameras: tuple[str, ...],
+           image_shape: tuple[int, int, int], episodes: int, frames: int, robot_type: str, task: str,
+           seed: int, camera_dtype: str) -> None:
     import numpy as np
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    path = Path(path)
-    action_dim = state_dim if action_dim is None else action_dim
-    cameras = tuple(cameras)
     features = features_for(state_dim, action_dim, cameras, image_shape, camera_dtype)
     ds = LeRobotDataset.create(repo_id=repo_id, fps=fps, features=features, root=path,
-                               robot_type=robot_type, use_videos=False,
+                               robot_type=robot_type, use_videos=camera_dtype == "video",
                                image_writer_processes=0, image_writer_threads=0)
     rng = np.random.default_rng(seed)
     tints = [tuple(int(v) for v in rng.integers(60, 200, size=3)) for _ in cameras]
@@ -111,7 +156,9 @@ def make_dataset(path: str | Path, repo_id: str, *, fps: int = DEMO_FPS, state_d
             ds.add_frame(frame)
         ds.save_episode()
     ds.finalize()
-    return path
+    images = path / "images"  # the frames' staging area before encoding: empty folders once encoded
+    if camera_dtype == "video" and images.is_dir() and not any(f.is_file() for f in images.rglob("*")):
+        shutil.rmtree(images)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -170,10 +217,11 @@ def make_meta_only(path: str | Path, *, fps: int = DEMO_FPS, state_dim: int = DE
                    cameras: Iterable[str] = DEMO_CAMERAS, image_shape: tuple[int, int, int] = (480, 640, 3),
                    episodes: int = 50, frames_per_episode: int = 400, robot_type: str = DEMO_ROBOT_TYPE,
                    codebase_version: str = "v3.0", quantiles: bool = True, camera_dtype: str = "video",
-                   data_files: int = 1) -> Path:
+                   data_files: int = 1, recorded_with: str = "0.4", video_codec: str = "av1") -> Path:
     """Metadata of a recorded-like dataset, json only (no LeRobot): meta/info.json, meta/stats.json
     and empty placeholder parquet files. Enough for `check`, fingerprints and benchmarks; NOT a
-    loadable dataset."""
+    loadable dataset. recorded_with: the LeRobot whose video info it imitates ("0.4": the lab's
+    recordings, `video.is_depth_map`; "0.6": `is_depth_map` plus the encoder's settings)."""
     import json
 
     path = Path(path)
@@ -184,8 +232,12 @@ def make_meta_only(path: str | Path, *, fps: int = DEMO_FPS, state_dim: int = DE
         ft["shape"] = list(ft["shape"])
         if ft["dtype"] == "video":
             h, w, c = image_shape
-            ft["info"] = {"video.height": h, "video.width": w, "video.codec": "av1", "video.pix_fmt": "yuv420p",
+            ft["info"] = {"video.height": h, "video.width": w, "video.codec": video_codec, "video.pix_fmt": "yuv420p",
                           "video.is_depth_map": False, "video.fps": fps, "video.channels": c, "has_audio": False}
+            if recorded_with == "0.6":
+                del ft["info"]["video.is_depth_map"]
+                ft["info"].update({"video.g": 2, "video.crf": 30, "video.preset": 12, "video.fast_decode": 0,
+                                   "video.video_backend": "pyav", "video.extra_options": {}, "is_depth_map": False})
     for key in ("timestamp", "frame_index", "episode_index", "index", "task_index"):
         feats[key] = {"dtype": "float32" if key == "timestamp" else "int64", "shape": [1], "names": None}
     frames = episodes * frames_per_episode

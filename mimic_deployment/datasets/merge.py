@@ -93,7 +93,8 @@ def _remove(folder: Path) -> None:
 
 
 def _merge_with_lerobot(repo_ids: list[str], roots: list[Path], out: Path, repo_id: str, log: Log) -> None:
-    """LeRobot's aggregate_datasets with explicit roots: reads metadata + data files only.
+    """LeRobot's aggregate_datasets with explicit roots: copies metadata, data files and videos (no
+    decoding, no re-encoding).
 
     (lerobot-edit-dataset's --root is broken in 0.4.4, and dataset_tools.merge_datasets needs fully
     loaded LeRobotDatasets first and reloads the result; aggregate_datasets does the same work.)
@@ -117,6 +118,14 @@ def _merge_with_lerobot(repo_ids: list[str], roots: list[Path], out: Path, repo_
             if record.pathname.endswith(os.path.join("datasets", "aggregate.py")):
                 log(f"[mimic] merge: {record.getMessage()}")
 
+    validate = aggregate.validate_all_metadata
+
+    def migrated_then_validated(all_metadata, *args, **kwargs):
+        if hasattr(aggregate, "merge_video_feature_info_for_aggregate"):  # LeRobot >= 0.5 (is_depth_map)
+            for src_meta in all_metadata:
+                migrate_video_info(src_meta.features)
+        return validate(all_metadata, *args, **kwargs)
+
     handler = _Forward(level=logging.INFO)
     root_logger = logging.getLogger()
     old_level = root_logger.level
@@ -124,12 +133,25 @@ def _merge_with_lerobot(repo_ids: list[str], roots: list[Path], out: Path, repo_
     if root_logger.level > logging.INFO or root_logger.level == logging.NOTSET:
         root_logger.setLevel(logging.INFO)
     aggregate.aggregate_videos = progress
+    aggregate.validate_all_metadata = migrated_then_validated
     try:
         aggregate.aggregate_datasets(repo_ids=repo_ids, aggr_repo_id=repo_id, roots=roots, aggr_root=out)
     finally:
         aggregate.aggregate_videos = original
+        aggregate.validate_all_metadata = validate
         root_logger.removeHandler(handler)
         root_logger.setLevel(old_level)
+
+
+def migrate_video_info(features: dict) -> None:
+    """In memory, the legacy `video.is_depth_map` of a video feature (datasets recorded with LeRobot
+    <= 0.4) becomes `is_depth_map`, as LeRobot 0.6 itself migrates it when it rewrites a dataset's
+    video info. 0.6's merge compares that key exactly, so without this a group mixing recordings of
+    both versions fails to merge (`Same features is expected`) although the videos are alike."""
+    for ft in features.values():
+        info = ft.get("info") if isinstance(ft, dict) and ft.get("dtype") == "video" else None
+        if isinstance(info, dict) and "video.is_depth_map" in info:
+            info.setdefault("is_depth_map", info.pop("video.is_depth_map"))
 
 
 def _test_block(tmp: Path) -> None:

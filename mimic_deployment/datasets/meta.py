@@ -3,7 +3,10 @@
 CLI fast path: json + standard library only (rich is imported lazily for tty output).
 Everything LeRobot's merge (aggregate_datasets) insists on is checked here, up front, with
 the odd dataset named: codebase version, fps, robot_type and the features (keys, dtypes,
-shapes, names, video encoding).
+shapes, names, video encoding). The merge runs in the toolkit's own environment (LeRobot 0.6,
+whatever engine trains afterwards), so its rules are 0.6's: a video's encoder tuning (GOP, CRF,
+preset...) may differ, and a recording of 0.4 (`video.is_depth_map`) merges with one of 0.6
+(`is_depth_map`; merge.migrate_video_info). The commands named for a fix are 0.6's too.
 """
 from __future__ import annotations
 
@@ -20,11 +23,15 @@ CODEBASE_VERSION = "v3.0"
 CAMERA_PREFIX = "observation.images."
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
-QUANTILE_POLICIES = ("pi05",)  # LeRobot 0.4.4 policies normalizing with QUANTILES by default
+QUANTILE_POLICIES = ("pi05",)  # the toolkit's policies normalizing with QUANTILES by default (0.4.4 and 0.6.1)
 MEAN_STD_FLAG = ("--policy.normalization_mapping="
                  "'{\"ACTION\": \"MEAN_STD\", \"STATE\": \"MEAN_STD\", \"VISUAL\": \"IDENTITY\"}'")
-CONVERT_V21 = "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30"
-AUGMENT_QUANTILES = "python -m lerobot.datasets.v30.augment_dataset_quantile_stats"
+# LeRobot 0.6's dataset tools (0.4.4 had them under lerobot.datasets.v30, with --root the LeRobot home).
+CONVERT_V21 = "python -m lerobot.scripts.convert_dataset_v21_to_v30"
+AUGMENT_QUANTILES = "python -m lerobot.scripts.augment_dataset_quantile_stats"
+# A video feature's `info` keys that 0.6's merge lets differ (lerobot.configs.video.VIDEO_ENCODER_INFO_KEYS)
+ENCODER_TUNING_KEYS = frozenset(f"video.{k}" for k in ("g", "crf", "preset", "fast_decode", "extra_options",
+                                                       "video_backend"))
 
 
 @dataclass(frozen=True)
@@ -200,12 +207,11 @@ def check_group(metas: dict[str, DatasetMeta], policy_type: str | None = None,
             report.odd_cells.add((rid, "version"))
             if m.codebase_version.startswith("v2"):
                 report.problems.append(
-                    f"{rid}: codebase_version {m.codebase_version}, LeRobot 0.4.4 needs {CODEBASE_VERSION}; "
-                    f"convert with `{CONVERT_V21} --repo-id={rid} --root={m.path.parent.parent} "
-                    f"--push-to-hub=false`")
+                    f"{rid}: codebase_version {m.codebase_version}, LeRobot needs {CODEBASE_VERSION}; "
+                    f"convert with `{CONVERT_V21} --repo-id={rid} --root={m.path} --push-to-hub=false`")
             else:
                 report.problems.append(f"{rid}: codebase_version {m.codebase_version}, "
-                                       f"LeRobot 0.4.4 needs {CODEBASE_VERSION}")
+                                       f"LeRobot needs {CODEBASE_VERSION}")
     if len(ids) > 1:
         _compare(report, "fps", "fps", {r: m.fps for r, m in metas.items()})
         _compare(report, "robot_type", "robot_type", {r: m.robot_type for r, m in metas.items()})
@@ -240,31 +246,51 @@ def check_group(metas: dict[str, DatasetMeta], policy_type: str | None = None,
                 _compare(report, f"{key} names", None, {r: metas[r].names.get(key) for r in ids},
                          fmt=_fmt_names)
                 if metas[ids[0]].features[key][0] == "video":
-                    _compare(report, f"{key} video encoding", None,
-                             {r: _video_info(report, r, metas[r].video_info.get(key)) for r in ids},
-                             fmt=_fmt_video)
+                    _compare_video(report, key, {r: _video_info(report, metas[r].video_info.get(key)) for r in ids})
     _policy_checks(report, policy_type, camera_policy)
     return report
 
 
-def _video_info(report: CompatReport, rid: str, info):
-    """A video's encoding; without video.fps when the group's fps already differ (reported once)."""
-    if isinstance(info, dict) and any(col == "fps" for _, col in report.odd_cells):
-        return {k: v for k, v in info.items() if k != "video.fps"}
-    return info
+def _video_info(report: CompatReport, info):
+    """What the merge compares of a video's info: not the encoder's tuning, the legacy depth key read
+    as 0.6's, and no video.fps when the group's fps already differ (reported once)."""
+    if not isinstance(info, dict):
+        return info
+    out = {k: v for k, v in info.items() if k not in ENCODER_TUNING_KEYS}
+    if "video.is_depth_map" in out:
+        out.setdefault("is_depth_map", out.pop("video.is_depth_map"))
+    if any(col == "fps" for _, col in report.odd_cells):
+        out.pop("video.fps", None)
+    return out
+
+
+def _compare_video(report: CompatReport, key: str, values: dict[str, Any]) -> None:
+    """One line per dataset whose video info differs from the majority, naming the differing keys."""
+    if len({json.dumps(v, sort_keys=True, default=str) for v in values.values()}) <= 1:
+        return
+    ref = _majority(values)
+    agreeing = [rid for rid, v in values.items() if v == ref]
+    for rid, v in values.items():
+        if v == ref:
+            continue
+        mine, theirs = (x if isinstance(x, dict) else {} for x in (v, ref))
+        diff = sorted(k for k in {*mine, *theirs} if mine.get(k, _ABSENT) != theirs.get(k, _ABSENT))
+        ours, ref_text = _show_keys(mine, diff), _show_keys(theirs, diff)
+        report.problems.append(f"{rid}: {key} video encoding {ours} "
+                               f"({_others(agreeing, len(values), f'has {ref_text}', f'have {ref_text}')})")
+
+
+_ABSENT = object()
+
+
+def _show_keys(info: dict, keys: list[str]) -> str:
+    return ", ".join(f"{k}={_fmt(info[k]) if k in info else 'absent'}" for k in keys) if keys else _fmt(None)
 
 
 def _fmt_names(v) -> str:
     if isinstance(v, list) and len(v) > 4:
         return "[" + ", ".join(map(str, v[:3])) + f", ... ({len(v)} names)]"
     return _fmt(v)
-
-
-def _fmt_video(v) -> str:
-    if not isinstance(v, dict):
-        return _fmt(v)
-    keys = ("video.codec", "video.pix_fmt", "video.height", "video.width", "video.fps")
-    return "/".join(str(v.get(k)) for k in keys if k in v) or "{}"
 
 
 def _policy_checks(report: CompatReport, policy_type: str | None, camera_policy: str | None) -> None:

@@ -1,23 +1,27 @@
 """Offline evaluation: a checkpoint's actions against the recorded actions of dataset episodes.
 
-How a checkpoint is loaded is how lerobot-record 0.4.4 loads it for the robot:
-`PreTrainedConfig.from_pretrained` -> `make_policy(cfg, ds_meta=...)` (which calls
-`<Policy>.from_pretrained`) and `make_pre_post_processors(cfg, pretrained_path=...)` (the saved
-normalizer stats, rename map and device steps), device overridden by `--device`.
+How a checkpoint is loaded is how LeRobot loads it for the robot (lerobot-record 0.4.4,
+lerobot-rollout 0.6.1; the same API in both): `PreTrainedConfig.from_pretrained` ->
+`make_policy(cfg, ds_meta=...)` (which calls `<Policy>.from_pretrained` and checks the dataset's
+features) and `make_pre_post_processors(cfg, pretrained_path=...)` (the saved normalizer stats,
+rename map and device steps), device overridden by `--device`. It runs in the toolkit's env.
 
 What is compared: for every frame of an episode, in order, after `policy.reset()` and the
 processors' reset at the episode start, the observation recorded at that frame goes through
-preprocessor -> `policy.select_action` -> postprocessor (exactly lerobot-record's
-`predict_action`), and the action that comes out is compared with the action recorded at that
+preprocessor -> `policy.select_action` -> postprocessor (exactly LeRobot's `predict_action`,
+lerobot/common/control_utils.py in 0.6), and the action that comes out is compared with the action recorded at that
 frame, in the dataset's units. So chunking policies are scored as they run on the robot: ACT with
 n_action_steps=10 predicts a chunk every 10 frames and plays it open loop; diffusion keeps its
 observation history. L1 = mean |pred - recorded|, MSE = mean (pred - recorded)^2, per action
 dimension and per episode, plus both over everything ("overall"), and an MSE normalized by the
 dataset's per-dimension variance (comparable across dimensions and datasets).
 
-Held-out episodes: if the checkpoint was trained on a subset of this dataset's episodes
-(train_config.json dataset.episodes), the default is the other episodes; otherwise the default
-is the last DEFAULT_LAST episodes, and the report says they were seen in training.
+Held-out episodes: if the checkpoint was trained with LeRobot 0.6's held-out split
+(train_config.json dataset.eval_split > 0), the default is exactly the episodes that split kept out
+(the last ceil(n * F) of each task, as lerobot/datasets/factory.py:make_train_eval_datasets
+chooses them); if it was trained on a subset of this dataset's episodes (dataset.episodes), the
+other episodes; otherwise the last DEFAULT_LAST episodes, and the report says they were seen in
+training. The report carries the run's logged eval_loss at the checkpoint's step (0.6).
 """
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ from mimic_deployment.util.errors import UserError
 DEFAULT_LAST = 5
 REPORT_SCHEMA = 1
 METHOD = ("per frame, in order, after reset() at each episode start: preprocessor -> select_action -> "
-          "postprocessor (lerobot-record's predict_action), compared with the recorded action")
+          "postprocessor (LeRobot's predict_action), compared with the recorded action")
 Log = Callable[[str], object]
 
 
@@ -120,11 +124,43 @@ def parse_episodes(text: str | None) -> list[int] | str | None:
     return sorted(dict.fromkeys(out))
 
 
-def choose_episodes(requested, total: int, model: Model, data: EvalDataset) -> tuple[list[int], bool, str]:
-    """(episodes, held_out, why)."""
+def split_episodes(episode_tasks: list, base: list[int] | None, total: int, fraction: float) -> list[int]:
+    """The episodes LeRobot 0.6's `--dataset.eval_split=F` holds out: per task (the first task of each
+    episode, in order of first appearance), the last ceil(n * F) of its episodes."""
+    import math
+
+    by_task: dict[str, list[int]] = {}
+    for ep in (base if base is not None else range(total)):
+        tasks = episode_tasks[ep] if ep < len(episode_tasks) else None
+        by_task.setdefault(tasks[0] if tasks else "", []).append(ep)
+    held: list[int] = []
+    for eps in by_task.values():
+        n_eval = math.ceil(len(eps) * fraction)
+        held.extend(eps[len(eps) - n_eval:])
+    return held
+
+
+def eval_split_of(model: Model) -> float:
+    """dataset.eval_split of the checkpoint's train_config.json (0.0: none, or a 0.4 checkpoint)."""
+    trained = (model.train_config.get("dataset") or {}) if model.train_config else {}
+    try:
+        return float(trained.get("eval_split") or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def choose_episodes(requested, total: int, model: Model, data: EvalDataset,
+                    held_out_split: list[int] | None = None) -> tuple[list[int], bool, str]:
+    """(episodes, held_out, why). `held_out_split`: the episodes the checkpoint's eval_split kept out
+    of training (split_episodes), when it had one."""
     trained = ((model.train_config.get("dataset") or {}) if model.train_config else {})
     same = _same_dataset(trained, data)
     train_eps = trained.get("episodes") if same else None
+    if same and held_out_split:
+        trained_on = set(range(total) if train_eps is None else train_eps) - set(held_out_split)
+        if requested is None:
+            return sorted(held_out_split), True, f"held out by the training's eval_split={eval_split_of(model):g}"
+        train_eps = sorted(trained_on)
     if isinstance(requested, list):
         bad = [e for e in requested if e >= total]
         if bad:
@@ -193,7 +229,11 @@ def _run_policy(model: Model, data: EvalDataset, episodes_req, device, video_bac
     if not device or device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     meta = LeRobotDatasetMetadata(data.repo_id, root=data.root)
-    episodes, held_out, why = choose_episodes(episodes_req, meta.total_episodes, model, data)
+    split = None
+    if eval_split_of(model) > 0:
+        trained_eps = ((model.train_config.get("dataset") or {}).get("episodes"))
+        split = split_episodes(list(meta.episodes["tasks"]), trained_eps, meta.total_episodes, eval_split_of(model))
+    episodes, held_out, why = choose_episodes(episodes_req, meta.total_episodes, model, data, split)
     cfg = PreTrainedConfig.from_pretrained(model.path)
     cfg.pretrained_path = model.path
     cfg.device = device
@@ -225,7 +265,7 @@ def _run_policy(model: Model, data: EvalDataset, episodes_req, device, video_bac
                 preprocessor.reset()
                 postprocessor.reset()
                 current = ep
-            obs = {k: item[k].unsqueeze(0).to(device) for k in obs_keys if k in item}
+            obs = {k: _float_image(item[k]).unsqueeze(0).to(device) for k in obs_keys if k in item}
             obs["task"] = item.get("task", "")
             obs["robot_type"] = robot_type
             action = postprocessor(policy.select_action(preprocessor(obs)))
@@ -242,6 +282,13 @@ def _run_policy(model: Model, data: EvalDataset, episodes_req, device, video_bac
     return {"pred": pred, "target": target, "episode": np.asarray(ep_of), "episodes": episodes,
             "held_out": held_out, "held_out_reason": why, "names": _action_names(meta, target.shape[1]),
             "device": device, "std": std, "fps": meta.fps, "seconds": round(time.monotonic() - t0, 2)}
+
+
+def _float_image(value):
+    """A uint8 image as float in [0, 1], as LeRobot's training loop and predict_action make it."""
+    import torch
+
+    return value.to(dtype=torch.float32) / 255.0 if value.dtype == torch.uint8 else value
 
 
 def metrics(pred, target, episode, names, std=None) -> dict:
@@ -271,7 +318,7 @@ def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | No
              log: Log = print) -> dict:
     """Run, score, plot, write report.json into out_dir; return the report."""
     from mimic_deployment.evaluation import plots
-    from mimic_deployment.evaluation.runs import loss_curve
+    from mimic_deployment.evaluation.runs import read_curves
 
     started = time.time()
     res = run_policy(model, data, episodes, device=device, video_backend=video_backend, log=log)
@@ -289,16 +336,22 @@ def evaluate(model: Model, data: EvalDataset, *, episodes=None, device: str | No
                                          f"{len(res['episodes'])} episode(s)"),
     }
     plan = record.plan if record else {}
-    curve = loss_curve(plan.get("log_file"))
+    curves = read_curves(plan.get("log_file"))
+    curve = curves.loss
+    at_step = curves.eval_loss_at(model.step)
     if curve:
+        evals = {model.label: curves.eval_loss} if curves.eval_loss else None
         written["loss"] = plots.loss_plot({model.label: curve}, out_dir / "loss.png",
-                                          title=f"{model.label}: training loss", mark_step=model.step)
+                                          title=f"{model.label}: training loss" + (" and eval loss" if evals else ""),
+                                          mark_step=model.step, eval_curves=evals)
     report = {
         "schema": REPORT_SCHEMA, "kind": "offline", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(time.time() - started, 1),
         "run": model.run, "model": model.path, "model_spec": model.spec, "policy_type": model.policy_type,
         "checkpoint_step": model.step, "training_steps": plan.get("steps"),
         "final_loss": curve[-1][1] if curve else None,
+        "eval_loss": at_step[1] if at_step else None, "eval_loss_step": at_step[0] if at_step else None,
+        "eval_split": eval_split_of(model) or None,
         "dataset": {"repo_id": data.repo_id, "root": str(data.root), "group": data.group, "found_as": data.how},
         "episodes": res["episodes"], "held_out": res["held_out"], "held_out_reason": res["held_out_reason"],
         "device": res["device"], "method": METHOD, "action_names": res["names"],

@@ -91,43 +91,54 @@ def error_bars(per_dim: list[dict], out: Path, *, title: str) -> Path:
     return _save(fig, plt, out)
 
 
-def _loss_axes(ax, curves: dict[str, list[tuple[int, float]]], mark_step: int | None = None) -> None:
+def _loss_axes(ax, curves: dict[str, list[tuple[int, float]]], mark_step: int | None = None,
+               eval_curves: dict[str, list[tuple[int, float]]] | None = None) -> None:
+    """Training losses (solid) and, in the same colour, each run's held-out eval loss (dashed)."""
     positive = True
+    colours: dict[str, str] = {}
     for label, curve in curves.items():
         if not curve:
             continue
         steps, losses = zip(*curve)
         positive &= min(losses) > 0
         style = "-o" if len(curve) <= 30 else "-"
-        ax.plot(steps, losses, style, label=label, markersize=3, linewidth=1.5)
-    lows = [v for c in curves.values() for _, v in c]
+        (line,) = ax.plot(steps, losses, style, label=label, markersize=3, linewidth=1.5)
+        colours[label] = line.get_color()
+    for label, curve in (eval_curves or {}).items():
+        if not curve:
+            continue
+        steps, losses = zip(*curve)
+        positive &= min(losses) > 0
+        ax.plot(steps, losses, "--s", label=f"{label} eval_loss (held out)", markersize=3, linewidth=1.3,
+                color=colours.get(label))
+    lows = [v for c in (*curves.values(), *(eval_curves or {}).values()) for _, v in c]
     if positive and lows and max(lows) / max(min(lows), 1e-12) > 50:
         ax.set_yscale("log")
     if mark_step is not None:
         ax.axvline(mark_step, color="grey", linestyle=":", linewidth=1, label=f"checkpoint (step {mark_step})")
     ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
+    ax.set_ylabel("loss")
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(loc="best", fontsize=8)
 
 
 def loss_plot(curves: dict[str, list[tuple[int, float]]], out: Path, *, title: str,
-              mark_step: int | None = None) -> Path:
+              mark_step: int | None = None, eval_curves: dict[str, list[tuple[int, float]]] | None = None) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 5))
-    _loss_axes(ax, curves, mark_step)
+    _loss_axes(ax, curves, mark_step, eval_curves)
     ax.set_title(title, fontsize=11)
     return _save(fig, plt, out)
 
 
 def compare_plot(curves: dict[str, list[tuple[int, float]]], errors: dict[str, dict | None], out: Path,
-                 *, title: str = "") -> Path:
-    """Loss curves overlaid (left) and the offline action error of each run (right)."""
+                 *, title: str = "", eval_curves: dict[str, list[tuple[int, float]]] | None = None) -> Path:
+    """Loss curves overlaid (left; eval losses dashed) and the offline action error of each run (right)."""
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.5), gridspec_kw={"width_ratios": [3, 2]})
-    _loss_axes(ax1, curves)
-    ax1.set_title("training loss", fontsize=11)
+    _loss_axes(ax1, curves, eval_curves=eval_curves)
+    ax1.set_title("training loss" + (" and held-out eval loss" if eval_curves else ""), fontsize=11)
     labels = list(errors)
     xs = list(range(len(labels)))
     width = 0.38

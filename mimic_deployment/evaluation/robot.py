@@ -1,23 +1,25 @@
-"""Real-robot evaluation: config/robot.yaml + MODEL_PATH, EVAL_DATASET, ... -> the exact
-`lerobot-record` command that runs a policy on the robot and records the episodes.
+"""Real-robot evaluation: config/robot.yaml + MODEL_PATH, EVAL_DATASET, ... -> the exact command running the policy.
 
-Standard library + yaml only (the dry-run never imports torch); `parse_with_lerobot` imports
-LeRobot to parse a command exactly as lerobot-record does, without connecting anything.
+The command is the engine's (evaluation/robot_engine.py): `lerobot-rollout --strategy.type=episodic`
+on LeRobot 0.6, `lerobot-record` on 0.4, from the env of LEROBOT_TRAIN (or the toolkit's), or
+LEROBOT_ROLLOUT / LEROBOT_RECORD. Standard library + yaml only (the dry-run never imports torch);
+evaluation/robot_check.py parses a command with that LeRobot's own parser, in its own env.
 
 Camera names. The robot config names cameras with the ROBOT names of config/cameras.yaml
-(wrist_left, ...). lerobot-record names each dataset feature `observation.images.<key>` after the
+(wrist_left, ...). LeRobot names each dataset feature `observation.images.<key>` after the
 key of the robot's camera dict, and LeRobot refuses a policy whose image keys the recorded
 dataset lacks. So the key given to LeRobot for each camera is the key the checkpoint reads:
 the dataset name from cameras.yaml (wrist_left -> left_wrist) for policies trained on the dataset
 keys (act, diffusion, groot), or the policy's image key for policies fine-tuned through a rename
 map (xvla: front -> image). For a local checkpoint that is read from its own config.json and
-train_config.json (rename_map); for a Hub id, from cameras.yaml.
+train_config.json (rename_map); for a Hub id, from cameras.yaml. bi_so_follower prefixes the cameras
+of each arm with the arm's name; from LeRobot 0.6 it also takes a top-level camera dict whose keys
+stay as they are (robot_config.Layout.camera_field), so every camera keeps its dataset name there.
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,17 +27,16 @@ from typing import Any
 
 from mimic_deployment.datasets import cameras as camera_map
 from mimic_deployment.evaluation.robot_config import ARMS, PER_ARM, RobotSpec, load_robot, robot_file, sdk_problem
+from mimic_deployment.evaluation.robot_engine import RobotEngine, check_eval_dataset, robot_engine
 from mimic_deployment.evaluation.runs import Model, resolve_model
 from mimic_deployment.host import paths
 from mimic_deployment.planning.settings import ROBOT
 from mimic_deployment.util.errors import UserError
-from mimic_deployment.util.names import is_repo_id
 from mimic_deployment.util.settings import Source, SourceKind
 from mimic_deployment.util.shell import quote
 from mimic_deployment.util.values import hub_offline
 
-__all__ = ["EvalRequest", "RecordPlan", "build", "check_eval_dataset", "parse_with_lerobot", "record_command",
-           "sdk_problem"]
+__all__ = ["EvalRequest", "RecordPlan", "build", "check_eval_dataset", "record_command", "sdk_problem"]
 IMAGE_PREFIX = "observation.images."
 
 
@@ -59,7 +60,9 @@ class EvalRequest:
 
 @dataclass
 class RecordPlan:
+    """The robot-eval command (lerobot-rollout or lerobot-record) and what it was made of."""
     argv: list[str]
+    engine: RobotEngine
     model: Model
     robot: RobotSpec
     policy: str | None
@@ -71,30 +74,14 @@ class RecordPlan:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"argv": self.argv, "command": record_command(self.argv), "policy": self.policy,
+        return {"argv": self.argv, "command": record_command(self.argv), "engine": self.engine.to_dict(),
+                "policy": self.policy,
                 "model": self.model.path, "model_spec": self.model.spec, "run": self.model.run,
                 "checkpoint_step": self.model.step, "robot_type": self.robot.type, "robot_config": str(self.robot.path),
                 "eval_dataset": self.eval_dataset, "dataset_root": str(self.dataset_root),
                 "camera_keys": self.camera_keys, "sources": {k: str(v) for k, v in self.sources.items()},
                 "problems": self.problems,
                 "notes": self.notes}
-
-
-def check_eval_dataset(repo_id: str | None) -> str:
-    """`namespace/eval_<name>`, as lerobot-record requires when a policy drives the robot."""
-    repo_id = (repo_id or "").strip()
-    if not repo_id:
-        raise UserError("EVAL_DATASET is not set",
-                        hint="set it to namespace/eval_<name>, e.g. Mimic-Robotics/eval_act_test")
-    if not is_repo_id(repo_id):
-        raise UserError(f"EVAL_DATASET={repo_id!r} is not a dataset id 'namespace/eval_<name>'",
-                        hint="e.g. Mimic-Robotics/eval_act_test")
-    namespace, name = repo_id.split("/")
-    if not name.startswith("eval_") or name == "eval_":
-        raise UserError(f"EVAL_DATASET={repo_id!r}: the dataset name must start with 'eval_' "
-                        "(lerobot-record refuses a policy run into any other name)",
-                        hint=f"e.g. {namespace}/eval_{name.removeprefix('eval_') or 'test'}")
-    return repo_id
 
 
 def _expected_key(model: Model, policy: str | None, dataset_name: str) -> str:
@@ -122,11 +109,12 @@ def _camera_policy(policy: str | None) -> str | None:
     return pol.cameras if pol else None
 
 
-def _place_cameras(robot: RobotSpec, keys: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+def _place_cameras(robot: RobotSpec, keys: dict[str, str], series: str) -> tuple[list[str], dict[str, str]]:
     """The camera flags, and robot camera -> the feature key LeRobot will actually record."""
-    if robot.layout.cameras != PER_ARM:
+    where = robot.layout.camera_field(series)
+    if where != PER_ARM:
         cams = {keys[c.name]: c.settings for c in robot.cameras}
-        return [f"--robot.{robot.layout.cameras}={_json(cams)}"], dict(keys)
+        return [f"--robot.{where}={_json(cams)}"], dict(keys)
     per_arm: dict[str, dict] = {arm: {} for arm in ARMS}
     recorded: dict[str, str] = {}
     for cam in robot.cameras:
@@ -149,14 +137,12 @@ def _json(value) -> str:
     return json.dumps(value, separators=(", ", ": "))
 
 
-def _lerobot_record() -> str:
-    return os.environ.get("LEROBOT_RECORD") or str(Path(sys.executable).parent / "lerobot-record")
-
-
 def build(request: EvalRequest, env: Mapping[str, str] | None = None) -> RecordPlan:
-    """Resolve flags > env vars > defaults (settings.ROBOT), validate, and build the lerobot-record argv."""
+    """Resolve flags > env vars > defaults (settings.ROBOT), validate, and build the engine's robot-eval argv."""
     env = os.environ if env is None else env
     sources: dict[str, Source] = {}
+    engine = robot_engine(env)
+    rules = engine.rules
 
     def take(name: str, *fallbacks: tuple[Any, Source]) -> Any:
         value, sources[name] = ROBOT[name].resolve(getattr(request, name), env, *fallbacks)
@@ -166,7 +152,7 @@ def build(request: EvalRequest, env: Mapping[str, str] | None = None) -> RecordP
     if spec is None:
         raise UserError("MODEL_PATH is not set",
                         hint="export MODEL_PATH=<run name | checkpoint folder | Hub id>, or --model-path")
-    repo_id = check_eval_dataset(take("eval_dataset"))
+    repo_id = check_eval_dataset(take("eval_dataset"), rules, engine.engine.version)
     num_episodes = take("num_episodes")
     task = take("task")
     if not str(task).strip():
@@ -192,15 +178,15 @@ def build(request: EvalRequest, env: Mapping[str, str] | None = None) -> RecordP
 
     dataset_names = camera_map.robot_to_dataset()
     wanted = {c.name: _expected_key(model, policy, dataset_names[c.name]) for c in robot.cameras}
-    camera_flags, recorded = _place_cameras(robot, wanted)
-    problems, notes = _check(robot, model, policy, wanted, recorded, fps)
+    camera_flags, recorded = _place_cameras(robot, wanted, engine.series)
+    problems, notes = _check(robot, model, policy, wanted, recorded, fps, engine)
     dataset_root = paths.lerobot_home() / repo_id
     if dataset_root.exists():
-        problems.append(f"{dataset_root} already exists: lerobot-record creates the dataset and refuses an "
+        problems.append(f"{dataset_root} already exists: {engine.command} creates the dataset and refuses an "
                         f"existing folder (pick another EVAL_DATASET, or move that folder away)")
 
     layout = robot.layout
-    argv = [_lerobot_record(), f"--robot.type={robot.type}", f"--robot.id={robot.id}"]
+    argv = [engine.program, *engine.fixed, f"--robot.type={robot.type}", f"--robot.id={robot.id}"]
     if layout.plugin:
         argv.append(f"--robot.discover_packages_path={layout.plugin}")
     for role, fld in layout.ports.items():
@@ -208,7 +194,7 @@ def build(request: EvalRequest, env: Mapping[str, str] | None = None) -> RecordP
             argv.append(f"--robot.{fld}={robot.ports[role]}")
     if "base" in robot.ports and "base" not in layout.ports:
         notes.append(f"port 'base' ({robot.ports['base']}) is not passed: {robot.type} drives no mobile base "
-                     "(no LeRobot 0.4.4 robot type drives two arms and a base)")
+                     "(a robot plugin with a base port can: layout: in the robot config)")
     argv += camera_flags
     argv.append(f"--policy.path={model.path}")
     if device:
@@ -222,13 +208,16 @@ def build(request: EvalRequest, env: Mapping[str, str] | None = None) -> RecordP
         f"--dataset.fps={fps}",
         f"--dataset.push_to_hub={'true' if push else 'false'}",
     ]
-    return RecordPlan(argv=argv, model=model, robot=robot, policy=policy, eval_dataset=repo_id,
+    if rules.loop_fps_flag:
+        argv.append(f"--{rules.loop_fps_flag}={fps}")
+    argv += rules.fixed_flags
+    return RecordPlan(argv=argv, engine=engine, model=model, robot=robot, policy=policy, eval_dataset=repo_id,
                       dataset_root=dataset_root, camera_keys=recorded, sources=sources, problems=problems,
                       notes=notes)
 
 
 def _check(robot: RobotSpec, model: Model, policy: str | None, wanted: dict[str, str], recorded: dict[str, str],
-           fps: int):
+           fps: int, engine: RobotEngine):
     """What LeRobot would refuse (problems) and what is worth knowing (notes)."""
     problems: list[str] = []
     notes: list[str] = []
@@ -242,10 +231,15 @@ def _check(robot: RobotSpec, model: Model, policy: str | None, wanted: dict[str,
     if missing:
         names = ", ".join(k.removeprefix(IMAGE_PREFIX) for k in missing)
         recorded_as = ", ".join(f"{c} -> {k}" for c, k in recorded.items())
-        fix = (f"{robot.type} names every camera <arm>_<name>; use your robot's own LeRobot type "
-               "(layout: in the robot config)" if robot.layout.cameras == PER_ARM
+        fix = (f"{robot.type} on LeRobot {engine.engine.version or engine.series} names every camera "
+               "<arm>_<name>; use LeRobot 0.6 (top-level cameras keep their names) or your robot's own "
+               "LeRobot type (layout: in the robot config)" if robot.layout.camera_field(engine.series) == PER_ARM
                else "add those cameras to the robot config")
         problems.append(f"the policy reads camera(s) {names} but the robot records {recorded_as} ({fix})")
+    if model.local and model.written_by() == "0.6" and engine.series == "0.4":
+        problems.append(f"the checkpoint was written by LeRobot 0.6, which LeRobot {engine.engine.version or '0.4'} "
+                        f"cannot load (its config has fields 0.4 does not know): run it with a 0.6 engine "
+                        f"(unset {'LEROBOT_RECORD' if engine.origin == 'LEROBOT_RECORD' else 'LEROBOT_TRAIN'})")
     if model.local and model.config:
         motors = robot.layout.motors
         for key, section, what in (("observation.state", "input_features", "state"),
@@ -279,63 +273,3 @@ def record_command(argv: list[str], indent: str = "  ") -> str:
     """Copy-pasteable: the program on the first line, then one flag per line (the camera flags are
     long JSON: util.shell.shell_command's grouping would put them all on the program's line)."""
     return (" \\\n" + indent).join(quote(a) for a in argv)
-
-
-def parse_with_lerobot(argv: list[str]) -> dict:
-    """Parse `argv` (without the program) exactly as lerobot-record does, connecting nothing.
-
-    Same path as lerobot_record.main: third-party plugins, then parser.wrap() -> RecordConfig,
-    whose __post_init__ loads the policy config from --policy.path; then LeRobot's own dataset
-    name check. Returns the parsed fields. Imports LeRobot (slow).
-    """
-    from dataclasses import asdict
-
-    saved = sys.argv
-    sys.argv = ["lerobot-record", *argv]
-    try:
-        from lerobot.configs import parser
-        from lerobot.scripts import lerobot_record
-        from lerobot.utils.control_utils import sanity_check_dataset_name
-        from lerobot.utils.import_utils import register_third_party_plugins
-
-        register_third_party_plugins()
-
-        def _parse(cfg):
-            return cfg
-
-        # parser.wrap reads the config class from the annotation (a string under `from __future__`)
-        _parse.__annotations__ = {"cfg": lerobot_record.RecordConfig}
-        _parse = parser.wrap()(_parse)
-
-        try:
-            cfg = _parse()  # type: ignore[call-arg]  # parser.wrap() fills cfg from sys.argv
-            sanity_check_dataset_name(cfg.dataset.repo_id, cfg.policy)
-        except SystemExit as exc:
-            raise UserError(f"lerobot-record's parser refused the command (exit {exc.code}; "
-                            "its message is above)") from None
-        except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"lerobot-record's parser refused the command: {type(exc).__name__}: {first}") from None
-    finally:
-        sys.argv = saved
-
-    robot = cfg.robot
-    cams: dict[str, str] = {}
-    if hasattr(robot, "left_arm_config"):
-        for arm in ARMS:
-            sub = getattr(robot, f"{arm}_arm_config")
-            cams.update({f"{arm}_{k}": type(v).__name__ for k, v in (sub.cameras or {}).items()})
-    elif getattr(robot, "cameras", None):
-        cams = {k: type(v).__name__ for k, v in robot.cameras.items()}
-
-    def plain(v):
-        return json.loads(json.dumps(v, default=str))
-
-    return {
-        "robot": {"type": robot.type, "id": robot.id, "config": plain(asdict(robot))},
-        "recorded_cameras": sorted(cams),
-        "policy": None if cfg.policy is None else {
-            "type": cfg.policy.type, "pretrained_path": str(cfg.policy.pretrained_path), "device": cfg.policy.device,
-            "image_keys": sorted(k for k, v in cfg.policy.input_features.items() if v.type.value == "VISUAL")},
-        "dataset": plain(asdict(cfg.dataset)),
-    }

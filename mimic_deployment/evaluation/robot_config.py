@@ -33,14 +33,31 @@ class Layout:
     motors: int | None = None    # state/action size the robot reports, when known
     plugin: str | None = None    # --robot.discover_packages_path
     sdk: tuple[str, str] | None = None  # (python module, lerobot extra) the robot needs to connect
+    flat_cameras_since: str | None = None  # the LeRobot series from which a PER_ARM type also takes a
+    #                                        top-level `cameras` dict whose keys are kept as they are
+
+    def camera_field(self, series: str | None) -> str:
+        """The config field of the camera dict on that LeRobot series (PER_ARM: per arm, prefixed)."""
+        if self.cameras == PER_ARM and self.flat_cameras_since and series and \
+                _series_key(series) >= _series_key(self.flat_cameras_since):
+            return "cameras"
+        return self.cameras
+
+
+def _series_key(series: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in series.split("."))
+    except ValueError:
+        return ()
 
 
 _FEETECH = ("scservo_sdk", "feetech")
 KNOWN_LAYOUTS: dict[str, Layout] = {
     # lerobot/robots/bi_so_follower: two SOFollowerConfig, each with its own port and cameras;
-    # features are prefixed left_/right_ (6 motors per arm: 5 joints + gripper).
+    # features are prefixed left_/right_ (6 motors per arm: 5 joints + gripper). From 0.6 also a
+    # top-level `cameras` dict (BiSOFollowerConfig.cameras) whose keys stay unprefixed.
     "bi_so_follower": Layout({"left_arm": "left_arm_config.port", "right_arm": "right_arm_config.port"},
-                             PER_ARM, motors=12, sdk=_FEETECH),
+                             PER_ARM, motors=12, sdk=_FEETECH, flat_cameras_since="0.6"),
     "so100_follower": Layout({"arm": "port"}, "cameras", motors=6, sdk=_FEETECH),
     "so101_follower": Layout({"arm": "port"}, "cameras", motors=6, sdk=_FEETECH),
 }
@@ -189,14 +206,23 @@ def load_robot(path: str | os.PathLike | None = None) -> RobotSpec:
     return RobotSpec(path=path, type=rtype, id=str(rid), fps=fps, ports=ports, cameras=cams, layout=layout)
 
 
-def sdk_problem(robot: RobotSpec) -> str | None:
-    """The motor SDK the robot needs to connect, when it is not installed."""
+def sdk_problem(robot: RobotSpec, engine=None) -> str | None:
+    """The motor SDK the robot needs to connect, when the env that drives the robot lacks it
+    (`engine`: host/engine.Engine of that env, read from its installed metadata; without a known
+    LeRobot there, this process's own modules are asked)."""
     if not robot.layout.sdk:
         return None
+    module, extra = robot.layout.sdk
+    if engine is not None and engine.version:
+        missing = engine.missing_for_extra(extra)
+        if not missing:
+            return None
+        return (f"{robot.type} needs LeRobot's '{extra}' extra ({', '.join(missing)}), not installed in "
+                f"{engine.prefix}: {engine.prefix}/bin/pip install 'lerobot[{extra}]=={engine.version}' "
+                f"(in the robot computer's environment)")
     import importlib.util
 
-    module, extra = robot.layout.sdk
     if importlib.util.find_spec(module) is None:
         return (f"{robot.type} needs the Python module {module}, not installed here "
-                f"(pip install 'lerobot[{extra}]==0.4.4' in the robot computer's environment)")
+                f"(pip install 'lerobot[{extra}]' in the robot computer's environment)")
     return None

@@ -1,5 +1,5 @@
 """Which checkpoint a MODEL_PATH or RUN means, what the checkpoint says about itself, the loss
-curve of a run's log, and where evaluation reports live.
+curves of a run's log (training loss; LeRobot 0.6's held-out eval_loss), and where evaluation reports live.
 
 Standard library only (the `eval-robot --dry-run` and `compare` paths never import torch).
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mimic_deployment.host import paths
-from mimic_deployment.logs.lerobot_format import StepCounter
+from mimic_deployment.logs.lerobot_format import EVAL_LOSS_HINT, EVAL_LOSS_RE, StepCounter
 from mimic_deployment.runs import registry
 from mimic_deployment.runs.record import RunRecord
 from mimic_deployment.util.errors import UserError
@@ -66,6 +66,16 @@ class Model:
     def feature_dim(self, key: str, section: str = "input_features") -> int | None:
         shape = ((self.config.get(section) or {}).get(key) or {}).get("shape")
         return int(shape[0]) if isinstance(shape, list) and len(shape) == 1 else None
+
+    def written_by(self) -> str | None:
+        """The LeRobot series that wrote the checkpoint, from its files: 0.6 adds `pretrained_revision`
+        to every policy config and renamed train_config's `eval_freq` to `env_eval_freq` (LeRobot 0.4.4
+        refuses such a config: `The fields pretrained_revision are not valid for ACTConfig`)."""
+        if "pretrained_revision" in self.config or "env_eval_freq" in self.train_config:
+            return "0.6"
+        if "eval_freq" in self.train_config:
+            return "0.4"
+        return None
 
     def rename_map(self) -> dict[str, str]:
         """The --rename_map the checkpoint was trained with (dataset key -> policy key)."""
@@ -146,28 +156,49 @@ def resolve_model(spec: str | None, what: str = "MODEL_PATH") -> Model:
 
 # --- loss curves ------------------------------------------------------------------------------
 
-def loss_curve(log_file: str | os.PathLike | None) -> list[tuple[int, float]]:
-    """[(step, loss)] from LeRobot's step lines (`step:N ... loss:X`), every attempt of the log.
+@dataclass(frozen=True)
+class Curves:
+    """A run's logged losses, each [(step, value)] sorted by step."""
+    loss: list[tuple[int, float]] = field(default_factory=list)
+    eval_loss: list[tuple[int, float]] = field(default_factory=list)  # 0.6 with a held-out split
+
+    def eval_loss_at(self, step: int | None) -> tuple[int, float] | None:
+        """The eval_loss logged at `step`, else the last one before it (None: none logged by then)."""
+        before = [(s, v) for s, v in self.eval_loss if step is None or s <= step]
+        return before[-1] if before else None
+
+
+def read_curves(log_file: str | os.PathLike | None) -> Curves:
+    """The training loss (`step:N ... loss:X`) and eval loss (`step N: eval_loss=X`) of every attempt.
 
     Rounded step numbers (`2K`) are rebuilt as logs/lerobot_format.StepCounter does, else kept
     rounded. A resumed attempt overwrites the steps it redoes. Reads the whole log, line by line
     (evaluation is not on the `status` fast path).
     """
     if not log_file:
-        return []
+        return Curves()
     points: dict[int, float] = {}
+    evals: dict[int, float] = {}
     counter = StepCounter()
     try:
         with open(log_file, encoding="utf-8", errors="replace") as handle:
             for line in handle:
+                if EVAL_LOSS_HINT in line:
+                    for m in EVAL_LOSS_RE.finditer(line):
+                        evals[int(m.group(1))] = float(m.group(2))
                 for step, fields in counter.feed(line):
                     try:
                         points[step] = float(fields["loss"])
                     except (KeyError, ValueError):
                         continue
-    except OSError:  # missing or unreadable: the curve so far (none for a missing log)
+    except OSError:  # missing or unreadable: the curves so far (none for a missing log)
         pass
-    return sorted(points.items())
+    return Curves(loss=sorted(points.items()), eval_loss=sorted(evals.items()))
+
+
+def loss_curve(log_file: str | os.PathLike | None) -> list[tuple[int, float]]:
+    """[(step, loss)] from LeRobot's step lines, every attempt of the log (see read_curves)."""
+    return read_curves(log_file).loss
 
 
 # --- reports ----------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from mimic_deployment.util import markers
+
 # `Requires-Dist: name[extras] (version spec) ; marker`
 _REQUIRES = re.compile(r"^Requires-Dist:\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?[^;]*(?:;\s*(.*))?$")
 
@@ -32,6 +34,12 @@ class Engine:
     prefix: str | None  # the environment's root (sys.prefix of its interpreter)
     python: str | None  # that environment's interpreter
     site_packages: str | None
+
+    @property
+    def python_version(self) -> str | None:
+        """`3.11` from the env's lib/python3.11/site-packages."""
+        match = re.search(r"python(\d+\.\d+)", self.site_packages or "")
+        return match.group(1) if match else None
 
     @property
     def series(self) -> str | None:
@@ -66,6 +74,7 @@ class Engine:
         if meta is None:
             return []
         requires = [m.groups() for m in map(_REQUIRES.match, meta.splitlines()) if m]
+        here = markers.environment(self.python_version)  # the engine's Python, not the toolkit's
         wanted: set[str] = set()
         todo, seen = [normalize(extra)], set()
         while todo:
@@ -74,7 +83,7 @@ class Engine:
                 continue
             seen.add(current)
             for dist, inner, marker in requires:
-                if not marker or current not in marker or not _marker_holds(marker, current):
+                if not marker or current not in marker or not markers.holds(marker, {**here, "extra": current}):
                     continue
                 if normalize(dist) == "lerobot":
                     todo += [normalize(e) for e in inner.split(",") if e.strip()]
@@ -96,25 +105,19 @@ class Engine:
         return f"LeRobot {self.version} in {self.prefix}"
 
     def _lerobot_metadata(self) -> str | None:
-        if not self.site_packages:
-            return None
-        for entry in _dist_infos(self.site_packages):
-            if normalize(entry[0]) == "lerobot":
-                try:
-                    return (Path(self.site_packages) / entry[2] / "METADATA").read_text(errors="replace")
-                except OSError:
-                    return None
-        return None
+        return _lerobot_metadata(self.site_packages) if self.site_packages else None
 
 
-def _marker_holds(marker: str, extra: str) -> bool:
-    """Whether a requirement's environment marker holds on this machine for `[extra]` (PEP 508)."""
-    from packaging.markers import InvalidMarker, Marker
-
-    try:
-        return Marker(marker).evaluate({"extra": extra})
-    except (InvalidMarker, ValueError):
-        return False
+@functools.cache
+def _lerobot_metadata(site_packages: str) -> str | None:
+    """LeRobot's METADATA text in a site-packages (read once per process)."""
+    for name, _, folder in _dist_infos(site_packages):
+        if normalize(name) == "lerobot":
+            try:
+                return (Path(site_packages) / folder / "METADATA").read_text(errors="replace")
+            except OSError:
+                return None
+    return None
 
 
 def _dist_infos(site_packages: str) -> list[tuple[str, str, str]]:

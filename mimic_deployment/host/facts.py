@@ -1,4 +1,4 @@
-"""Gather the facts a plan depends on (reads only: env, hostname, NVML, git HEAD, token files)."""
+"""Gather the facts a plan depends on (reads only: env, hostname, NVML, git HEAD, token files, the engine)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mimic_deployment.config.machines import Machine, find_by_hostname
 from mimic_deployment.host import paths
+from mimic_deployment.host.engine import engine_of
 from mimic_deployment.host.gpus import read_gpus
 from mimic_deployment.planning.plan import Facts, RunRequest
 from mimic_deployment.util.errors import UserError
@@ -74,10 +75,11 @@ def _needs_nvml(request: RunRequest, env, machines: dict[str, Machine], hostname
 def gather_facts(request: RunRequest, machines: dict[str, Machine], env=None) -> Facts:
     env = dict(os.environ if env is None else env)
     hostname = socket.gethostname()
+    trainer = _trainer(env)
     return Facts(
         env=env, hostname=hostname,
         gpus=read_gpus() if _needs_nvml(request, env, machines, hostname) else None,
-        outputs=paths.outputs_root(), lerobot_train=_trainer(env),
-        accelerate=_bin("accelerate"),
+        outputs=paths.outputs_root(), lerobot_train=trainer,
+        accelerate=_bin("accelerate"), engine=engine_of(trainer),
         toolkit_commit=toolkit_commit(), hf_token=_hf_token_present(env), wandb_key=_wandb_key_present(env),
     )

@@ -1,4 +1,4 @@
-"""LeRobot's training-log format (lerobot 0.4.4): pure functions over its lines and text.
+"""LeRobot's training-log format (lerobot 0.4.4 and 0.6.1): pure functions over its lines and text.
 
 All of it goes to stderr:
 
@@ -8,7 +8,11 @@ All of it goes to stderr:
 - every log_freq steps: ``step:4 smpl:8 ep:0 epch:0.13 loss:56.566 grdn:941.041 lr:1.0e-05
   updt_s:0.264 data_s:0.020``; step/smpl/ep go through ``format_big_number`` (precision 0:
   1500 -> ``2K``), so a rounded step is only known exactly by counting log_freq steps from an
-  exact anchor (``counted_step``)
+  exact anchor (``counted_step``). 0.6 adds ``smp/s:6`` (samples/s), then ``mem_gb:1.23`` on CUDA
+  (peak allocated), then the policy's own sub-losses (``l1_loss:0.846 kld_loss:7.561`` for ACT):
+  MetricsTracker prints its meters in the order they were registered
+- 0.6 with ``--dataset.eval_split`` and ``--eval_steps``: ``step 4: eval_loss=1.0441`` (exact step;
+  the loss on the held-out episodes, for ACT its L1 part only)
 - tqdm: ``Training:  50%|#####     | 3/6 [00:10<00:10,  0.30step/s]`` (``s/step`` when slower
   than 1 step/s; its total is ``cfg.steps - resume step``; disabled under Slurm)
 - ``Checkpoint policy after step N`` / ``Eval policy at step N`` (exact), ``End of training``,
@@ -38,6 +42,9 @@ CFG_STEPS_RE = re.compile(r"cfg\.steps=(\d+)")
 DUMP_START_RE = re.compile(r"train\.py:\d+ \{'")
 CKPT_RE = re.compile(r"Checkpoint policy after step (\d+)")
 EVAL_RE = re.compile(r"Eval policy at step (\d+)")
+EVAL_LOSS_RE = re.compile(r"step (\d+): eval_loss=([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))")
+EVAL_LOSS_HINT = "eval_loss="
+MEM_GB_RE = re.compile(r" mem_gb:(\d+(?:\.\d+)?)")
 ANCHOR_PREFIXES = (b"Checkpoint policy after step ", b"Eval policy at step ")
 ANCHOR_BYTES_RE = re.compile(rb"(?:Checkpoint policy after step|Eval policy at step) (\d+)")
 LOG_FREQ_RE = re.compile(r"'log_freq': (\d+)")
@@ -46,7 +53,9 @@ BAR_RE = re.compile(
     r"Training:[ \t]*\d+%\|[^|\n]*\|[ \t]*(\d+)/(\d+)[ \t]*\[[^<\]\n]*<[^,\]\n]*,[ \t]*"
     r"([\d.]+|\?)[ \t]*(step/s|s/step|it/s|s/it)"
 )
-_KV_RE = re.compile(r"(\w+):(\S+)")
+_KV_RE = re.compile(r"(\w+(?:/\w+)?):(\S+)")  # `smp/s:6` too
+# The step line's own fields; any other numeric field is a policy sub-loss (0.6).
+STEP_FIELDS = frozenset(("step", "smpl", "ep", "epch", "loss", "grdn", "lr", "updt_s", "data_s", "smp/s", "mem_gb"))
 _ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 # Byte strings whose presence says a stretch of log holds step information.
@@ -162,10 +171,28 @@ def parse_float(value: str | None) -> float | None:
 
 
 def step_fields(text: str, pos: int, end: int | None = None) -> dict[str, str]:
-    """``{"step": "4", "loss": "56.566", ...}`` of the step line starting at ``pos``."""
+    """``{"step": "4", "loss": "56.566", "smp/s": "6", ...}`` of the step line starting at ``pos``."""
     if end is None:
         end = text.find("\n", pos)
     return dict(_KV_RE.findall(text, pos, end if end >= 0 else len(text)))
+
+
+def sub_losses(fields: dict[str, str]) -> dict[str, float]:
+    """The policy's own numbers in a step line (0.6: ``l1_loss``, ``kld_loss`` for ACT), by name."""
+    out = {}
+    for key, value in fields.items():
+        if key not in STEP_FIELDS:
+            number = parse_float(value)
+            if number is not None:
+                out[key] = number
+    return out
+
+
+def eval_losses(text: str, start: int = 0) -> list[tuple[int, int, float]]:
+    """(offset, step, eval_loss) of every ``step N: eval_loss=X`` line after ``start`` (0.6)."""
+    if EVAL_LOSS_HINT not in text:
+        return []
+    return [(m.start(), int(m.group(1)), float(m.group(2))) for m in EVAL_LOSS_RE.finditer(text, start)]
 
 
 _epoch_cache: dict[str, float] = {}
@@ -312,13 +339,17 @@ class StepCounter:
     previous: int | None = None  # the last exact step seen (step line or checkpoint line)
 
     def feed(self, line: str) -> Iterator[tuple[int, dict[str, str]]]:
-        """(step, fields) of each step line in ``line``; notes log_freq and exact anchors."""
+        """(step, fields) of each step line in ``line``; notes log_freq and exact anchors (a checkpoint
+        line, an eval_loss line)."""
         if "'log_freq'" in line:
             m = LOG_FREQ_RE.search(line)
             if m:
                 self.log_freq = int(m.group(1))
         if "Checkpoint policy" in line:
             for m in CKPT_RE.finditer(line):
+                self.previous = int(m.group(1))
+        if EVAL_LOSS_HINT in line:
+            for m in EVAL_LOSS_RE.finditer(line):
                 self.previous = int(m.group(1))
         if "smpl:" not in line:
             return

@@ -8,6 +8,9 @@ logs/lerobot_format.py. Two bounded extra reads backwards, only when needed: up 
 flood), and up to ``ANCHOR_SEARCH_BYTES`` (a ``find``/``count`` over bytes) for the last exact
 ``Checkpoint policy after step N`` line when the last step line is K/M-rounded.
 
+Numbers of the last step line (loss, lr; 0.6: samples/s, GPU memory, the policy's sub-losses) and
+the last ``step N: eval_loss=X`` line (0.6 with a held-out split) of the latest attempt.
+
 Attempts: a new one starts at the config dump, at a ``cfg.steps=`` line with no dump before it
 in the window, and at the supervisor's attempt-start marker (logs/markers.py). Failure,
 ``finished`` and step lines only count after the last start; when the latest attempt has not
@@ -19,7 +22,7 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from mimic_deployment.host.paths import last_checkpoint_step, newest_checkpoint_step
 from mimic_deployment.logs import lerobot_format as fmt
@@ -46,6 +49,12 @@ class Progress:
     wandb_url: str | None = None
     started_count: int = 0  # `cfg.steps=` lines in what was read
     age_seconds: float | None = None  # now - last_step_time
+    eval_loss: float | None = None  # the last `step N: eval_loss=X` (0.6, --eval-split)
+    eval_loss_step: int | None = None  # its N
+    samples_per_sec: float | None = None  # `smp/s` of the last step line (0.6)
+    mem_gb: float | None = None  # `mem_gb` of the last step line (0.6 on CUDA: peak allocated)
+    peak_mem_gb: float | None = None  # the highest `mem_gb` of the latest attempt's step lines read
+    sub_losses: dict[str, float] = field(default_factory=dict)  # the policy's own losses (0.6: l1_loss, ...)
 
     @property
     def fraction(self) -> float | None:
@@ -236,7 +245,9 @@ def read_progress(
     attempt_total = int(m.group(1)) if m else total
 
     lines = _StepLines(text, start)
+    evals = fmt.eval_losses(text, start)
     anchors = [(a.start(), int(a.group(1))) for rx in (fmt.CKPT_RE, fmt.EVAL_RE) for a in rx.finditer(text, start)]
+    anchors += [(pos, step) for pos, step, _ in evals]
     exact_lines = lines.exact_lines()
     anchors = sorted(anchors + exact_lines)
     if log_freq is None:
@@ -295,11 +306,16 @@ def read_progress(
         step, step_approx = checkpoint_step, False
 
     # ---- loss / lr / timing
-    loss = lr = last_step_time = sps = None
+    loss = lr = last_step_time = sps = samples = mem = peak = None
+    subs: dict[str, float] = {}
     if n:
         lp = lines.pos[n - 1]
         kv = fmt.step_fields(text, lp)
         loss, lr = fmt.parse_float(kv.get("loss")), fmt.parse_float(kv.get("lr"))
+        samples, mem = fmt.parse_float(kv.get("smp/s")), fmt.parse_float(kv.get("mem_gb"))
+        subs = fmt.sub_losses(kv)
+        if mem is not None:
+            peak = _peak_mem(text, start)
         last_step_time = lines.ts(n - 1)
         sps = _rate(lines, log_freq)
         if sps is None:
@@ -334,4 +350,16 @@ def read_progress(
         wandb_url=wandb_url,
         started_count=started,
         age_seconds=(now - last_step_time) if last_step_time is not None else None,
+        eval_loss=evals[-1][2] if evals else None,
+        eval_loss_step=evals[-1][1] if evals else None,
+        samples_per_sec=samples,
+        mem_gb=mem,
+        peak_mem_gb=peak,
+        sub_losses=subs,
     )
+
+
+def _peak_mem(text: str, start: int) -> float | None:
+    """The highest ``mem_gb`` of the latest attempt's step lines in the window."""
+    values = [float(m.group(1)) for m in fmt.MEM_GB_RE.finditer(text, start)]
+    return max(values) if values else None

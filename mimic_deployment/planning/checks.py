@@ -1,12 +1,25 @@
-"""The input rules of a plan: name parts and lengths, Hub ids, values, the arguments after `--`."""
+"""The input rules of a plan: name parts and lengths, Hub ids, values, the arguments after `--`, and
+what the engine must be able to do (accelerate beside it, a held-out split, checkpoint push)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mimic_deployment.planning.settings import TRAIN
 from mimic_deployment.util.errors import UserError
 from mimic_deployment.util.names import NAME_MAX, has_control, hub_namespace_problem, hub_repo_problem
 from mimic_deployment.util.secrets import is_secret_key, redact_argv, redact_text
-from mimic_deployment.util.settings import Source
+from mimic_deployment.util.settings import Source, SourceKind
+from mimic_deployment.util.values import hub_offline
+
+if TYPE_CHECKING:  # annotations only
+    from mimic_deployment.config.engines import Dialect
+    from mimic_deployment.config.machines import Machine
+    from mimic_deployment.config.policies import Policy
+    from mimic_deployment.host.engine import Engine
+    from mimic_deployment.planning.plan import Facts, RunRequest
 
 _NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # fullmatch: `$` would accept a final newline
 _EXTRA = re.compile(r"--([A-Za-z0-9_.]+)=(.*)\Z", re.DOTALL)
@@ -93,8 +106,9 @@ def save_freq(save: int, steps: int, save_source: Source) -> None:
                         hint=f"a save freq <= steps, e.g. {max(1, steps // 5)}")
 
 
-def extra_flags(extra_args: tuple[str, ...], generated: dict) -> list[str]:
-    """The arguments after `--`: each --key=value on one line, no key twice, none the toolkit owns."""
+def extra_flags(extra_args: tuple[str, ...], generated: dict, recipe: Mapping | None = None) -> list[str]:
+    """The arguments after `--`: each --key=value on one line, no key twice, none the toolkit owns.
+    A key of the policy's recipe (`recipe`: its args in policies.yaml) may be given: it replaces that one."""
     seen: set[str] = set()
     for arg in extra_args:
         match = _EXTRA.match(arg)
@@ -111,8 +125,22 @@ def extra_flags(extra_args: tuple[str, ...], generated: dict) -> list[str]:
         if key in seen:
             raise UserError(f"extra LeRobot argument --{key} is given twice", hint="give it once")
         seen.add(key)
-        _clash(key, generated)
+        if key not in (recipe or {}):
+            _clash(key, generated)
     return list(extra_args)
+
+
+def rename_map_needs_a_base(extra: list[str], flags: Mapping, dialect: Dialect, engine: Engine) -> None:
+    """LeRobot 0.6 refuses --rename_map for a policy trained from scratch, at start: refused here instead."""
+    given = any(arg.startswith("--rename_map=") for arg in extra)
+    if given and "policy.path" not in flags and not dialect.can("rename_map_from_scratch"):
+        raise UserError(f"--rename_map after `--` needs a pretrained base model: {engine_name(engine, dialect)} "
+                        "refuses it for a policy trained from scratch",
+                        hint="drop it (a policy trained from scratch takes the dataset's own camera names)")
+
+
+def engine_name(engine: Engine, dialect: Dialect) -> str:
+    return f"LeRobot {engine.version}" if engine.version else f"LeRobot {dialect.series} (the default dialect)"
 
 
 def _clash(key: str, generated: dict) -> None:
@@ -133,3 +161,81 @@ def no_secret_in(argv: list[str]) -> None:
     for arg, shown in zip(argv, redact_argv(argv)):
         if arg != shown:
             raise UserError(f"the command would carry a secret in {shown.split('=', 1)[0]!r}", hint=_SECRET_HINT)
+
+
+def num_gpus(request: RunRequest, env: Mapping[str, str], machine: Machine, policy: Policy,
+             available: int) -> tuple[int, Source]:
+    """The run's GPUs: flag/env (at most the machine's), else the policy's (`all`: the machine's); none on a CPU."""
+    setting = TRAIN["num_gpus"]
+    given = setting.given(request.flags.get("num_gpus"), env)
+    if machine.device == "cpu":
+        if given is not None:
+            raise UserError(f"{setting.env}/{setting.flag} given but {machine.name} has no GPU",
+                            hint="unset it to train on CPU")
+        return 0, Source(SourceKind.MACHINE, f"machine {machine.name} (CPU)")
+    if given is not None:
+        value, source = int(given[0]), given[1]
+        if value > available:
+            raise UserError(f"{source.name}={value} but {machine.name} has {available} GPU(s)")
+        return value, source
+    if policy.gpus == "all":
+        return available, Source(SourceKind.POLICY, f"policy {policy.name}: all GPUs of {machine.name}")
+    return min(int(policy.gpus), available), Source(SourceKind.POLICY, f"policy {policy.name} default")
+
+
+# ---------------------------------------------------------------- what the engine must be able to do
+
+def accelerate_of(engine: Engine, toolkit_accelerate: str, num_gpus: int) -> str:
+    """A multi-GPU launch runs the engine's own accelerate: another env's would start another LeRobot.
+    An unknown engine (no LeRobot beside the command): the accelerate beside it, else the toolkit's."""
+    if engine.version:
+        found = engine.bin("accelerate")
+        if not found:
+            raise UserError(f"{num_gpus} GPUs need accelerate from the engine's env, and {engine.describe()} has "
+                            f"none (LeRobot there would not run on {num_gpus} GPUs)",
+                            hint=f"install it there ({engine.prefix}/bin/pip install accelerate), or --num-gpus 1")
+        return found
+    beside = Path(engine.lerobot_train).parent / "accelerate"
+    return str(beside) if beside.exists() else toolkit_accelerate
+
+
+def _needs(capability: str, what: str, where: str, dialect: Dialect, engine: Engine) -> None:
+    if not dialect.can(capability):
+        raise UserError(f"{where}: LeRobot {dialect.series}.x has no {what} (engine: {engine.describe()})",
+                        hint=f"unset {where}, or point LEROBOT_TRAIN at a LeRobot 0.6 env")
+
+
+def eval_split(request: RunRequest, env: Mapping[str, str], dialect: Dialect, engine: Engine, save_freq: int,
+               sources: dict[str, Source]) -> tuple[float | None, int | None]:
+    """--eval-split F with --eval-steps N (default: the save freq): LeRobot needs both or neither."""
+    split = TRAIN["eval_split"].given(request.flags.get("eval_split"), env)
+    steps = TRAIN["eval_steps"].given(request.flags.get("eval_steps"), env)
+    if split is None:
+        if steps is not None:
+            raise UserError(f"{steps[1].name} given without an eval split: there are no held-out episodes to "
+                            "evaluate on", hint="add --eval-split F (e.g. 0.1), or unset it")
+        return None, None
+    _needs("eval_split", "held-out eval split (dataset.eval_split)", split[1].name, dialect, engine)
+    if steps is None:
+        steps = (save_freq, Source(SourceKind.RULE, "the save freq (default)"))
+    sources["eval_split"], sources["eval_steps"] = split[1], steps[1]
+    return split[0], steps[0]
+
+
+def push_checkpoints(request: RunRequest, facts: Facts, dialect: Dialect, engine: Engine,
+                     sources: dict[str, Source]) -> bool:
+    """--push-checkpoints: every checkpoint goes to the Hub as it is saved; a push that cannot happen is refused."""
+    given = TRAIN["push_checkpoints"].given(request.push_checkpoints, facts.env)
+    if given is None or not given[0]:
+        return False
+    where = given[1].name
+    _needs("push_checkpoints", "checkpoint push while training (save_checkpoint_to_hub)", where, dialect, engine)
+    if hub_offline(facts.env):
+        raise UserError(f"{where}: HF_HUB_OFFLINE is set, so no checkpoint could be pushed",
+                        hint="unset HF_HUB_OFFLINE, or drop the setting")
+    if not facts.hf_token:
+        raise UserError(f"{where}: no Hugging Face token (HF_TOKEN or `hf auth login`), so no checkpoint "
+                        "could be pushed",
+                        hint="run `hf auth login` (or export HF_TOKEN), or drop the setting")
+    sources["push_checkpoints"] = given[1]
+    return True

@@ -2,7 +2,8 @@
 run plans: names, paths, batch size, the exact argv and env. Pure: no I/O, no side effects.
 
 Precedence for every setting: flag > env var > machine default > policy default, resolved by
-the settings table (planning/settings.py) with a typed Source for each value.
+the settings table (planning/settings.py) with a typed Source for each value. The argv is written
+in the dialect of the LeRobot that runs it (config/engines.yaml): the engine of the command.
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mimic_deployment.config import slurm as slurmconf
+from mimic_deployment.config.engines import Dialect, load_engines
 from mimic_deployment.config.groups import GroupsConfig
 from mimic_deployment.config.lab import LabSettings
 from mimic_deployment.config.machines import Machine, MachineChoice, choose_machine
 from mimic_deployment.config.policies import Policy, get_policy
+from mimic_deployment.host.engine import Engine, engine_of
 from mimic_deployment.host.gpus import GpuInfo
 from mimic_deployment.host.paths import last_checkpoint_config
 from mimic_deployment.planning import checks
@@ -31,12 +34,13 @@ class RunRequest:
     """What the user asked for. Flag values are raw strings (validated here, like env vars)."""
     policies: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    flags: Mapping[str, str | None] = field(default_factory=dict)  # settings.COUNTS -> the flag's raw value
+    flags: Mapping[str, str | None] = field(default_factory=dict)  # settings.FLAG_VALUES -> the flag's raw value
     computer: str | None = None
     tag: str | None = None
     hf_org: str | None = None
     base_model: str | None = None
     push_to_hub: bool | None = None
+    push_checkpoints: bool | None = None
     wandb: bool | None = None
     dataset_root: str | None = None
     extra_args: tuple[str, ...] = ()
@@ -52,10 +56,11 @@ class Facts:
     gpus: list[GpuInfo] | None  # None: NVML not read (a named computer needs no reading)
     outputs: Path
     lerobot_train: str
-    accelerate: str
+    accelerate: str  # the toolkit's own: only for a command whose engine is unknown (no LeRobot beside it)
     toolkit_commit: str | None = None
     hf_token: bool = False
     wandb_key: bool = False
+    engine: Engine | None = None  # the engine of lerobot_train (None: read from its files when planning)
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,12 @@ class RunPlan:
     env: dict
     launcher: str = "local"  # local or slurm
     slurm: dict = field(default_factory=dict)  # the job's settings (slurmconf.resolve); {} when local
+    # the LeRobot that runs it: Engine.to_dict() + dialect (the series its argv is written in)
+    # (+ note: a version of that series the toolkit was not checked with)
+    engine: dict = field(default_factory=dict)
+    eval_split: float | None = None  # held-out fraction of each task's episodes (None: no eval loss)
+    eval_steps: int | None = None
+    push_checkpoints: bool = False  # every checkpoint pushed to the Hub as it is saved
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -97,15 +108,36 @@ class RunPlan:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> RunPlan:
-        """A plan read back from a record; older records lack newer keys (their defaults apply)."""
+    def from_dict(cls, data: dict, lerobot_version: str | None = None) -> RunPlan:
+        """A plan read back from a record; older records lack newer keys (their defaults apply). A plan
+        without an engine was made before engines had dialects: the record's lerobot_version tells
+        which (0.4 for the toolkit's LeRobot of then), else the default dialect."""
         unknown = sorted(set(data) - set(cls.__dataclass_fields__))
         if unknown:  # written by a newer toolkit: dropping it would lose what the run was planned with
             raise UserError(f"the run's plan has an unknown key {unknown[0]!r}",
                             hint="it was written by a newer version of the toolkit; update this checkout")
         fields = dict(data)
         fields["sources"] = {k: Source.recorded(v) for k, v in (data.get("sources") or {}).items()}
+        if not fields.get("engine"):
+            fields["engine"] = legacy_engine(fields.get("argv") or [], lerobot_version)
         return cls(**fields)
+
+    @property
+    def lerobot_train(self) -> str:
+        return self.engine.get("lerobot_train") or _trainer_of(self.argv)
+
+
+def _trainer_of(argv: list[str]) -> str:
+    """The lerobot-train of an argv: after `accelerate launch ...` options, else the first word."""
+    if len(argv) > 1 and argv[1] == "launch":
+        return next((a for a in argv[2:] if not a.startswith("-")), argv[0])
+    return argv[0] if argv else ""
+
+
+def legacy_engine(argv: list[str], lerobot_version: str | None) -> dict:
+    """The engine of a plan recorded before plans named one."""
+    return {"lerobot_train": _trainer_of(argv), "version": lerobot_version, "prefix": None, "python": None,
+            "dialect": load_engines().series_of(lerobot_version)}
 
 
 # ---------------------------------------------------------------- values and their sources
@@ -116,25 +148,6 @@ def _machine(machine: Machine, detail: str = "") -> Source:
 
 def _policy(policy: Policy, detail: str = " default") -> Source:
     return Source(SourceKind.POLICY, f"policy {policy.name}{detail}")
-
-
-def _num_gpus(request: RunRequest, env: Mapping[str, str], machine: Machine, policy: Policy,
-              available: int) -> tuple[int, Source]:
-    setting = TRAIN["num_gpus"]
-    given = setting.given(request.flags.get("num_gpus"), env)
-    if machine.device == "cpu":
-        if given is not None:
-            raise UserError(f"{setting.env}/{setting.flag} given but {machine.name} has no GPU",
-                            hint="unset it to train on CPU")
-        return 0, _machine(machine, " (CPU)")
-    if given is not None:
-        value, source = int(given[0]), given[1]
-        if value > available:
-            raise UserError(f"{source.name}={value} but {machine.name} has {available} GPU(s)")
-        return value, source
-    if policy.gpus == "all":
-        return available, _policy(policy, f": all GPUs of {machine.name}")
-    return min(int(policy.gpus), available), _policy(policy)
 
 
 def _rule(text: str) -> Source:
@@ -179,7 +192,8 @@ def format_value(value) -> str:
     return str(value)
 
 
-def _lerobot_flags(policy: Policy, base_model: str | None, values: dict) -> dict:
+def _lerobot_flags(policy: Policy, base_model: str | None, values: dict, dialect: Dialect) -> dict:
+    """Every flag in its canonical (0.6) name; `_in_dialect` renames them for the engine."""
     flags = {"dataset.repo_id": values["dataset_repo_id"], "dataset.root": values["dataset_root"]}
     if base_model and policy.base_model_flag == "policy.path" or base_model and not policy.base_model:
         flags["policy.path"] = base_model
@@ -194,19 +208,44 @@ def _lerobot_flags(policy: Policy, base_model: str | None, values: dict) -> dict
         "save_freq": values["save_freq"], "num_workers": values["num_workers"],
         "wandb.enable": values["wandb"],
     })
+    if values["eval_split"] is not None:
+        flags["dataset.eval_split"] = values["eval_split"]
+        flags["eval_steps"] = values["eval_steps"]
+    if values["push_checkpoints"]:
+        flags["save_checkpoint_to_hub"] = True
     if values["wandb"]:
         flags["wandb.project"] = values["wandb_project"]
         flags["wandb.notes"] = values["wandb_notes"]
     flags.update(policy.args)
-    if values["rename_map"]:
+    # LeRobot renames keys only for a pretrained checkpoint; 0.6 refuses --rename_map without one
+    if values["rename_map"] and ("policy.path" in flags or dialect.can("rename_map_from_scratch")):
         flags["rename_map"] = values["rename_map"]
     return flags
 
 
-def _launcher_prefix(facts: Facts, num_gpus: int) -> list[str]:
+def _in_dialect(flags: dict, dialect: Dialect) -> dict:
+    return {dialect.flag(key): value for key, value in flags.items()}
+
+
+def _launcher_prefix(facts: Facts, engine: Engine, num_gpus: int) -> list[str]:
     if num_gpus > 1:  # batch_size is per process; only the main process logs and saves
-        return [facts.accelerate, "launch", "--multi_gpu", f"--num_processes={num_gpus}", facts.lerobot_train]
+        return [checks.accelerate_of(engine, facts.accelerate, num_gpus), "launch", "--multi_gpu",
+                f"--num_processes={num_gpus}", facts.lerobot_train]
     return [facts.lerobot_train]
+
+
+def plan_engine(facts: Facts) -> tuple[Engine, Dialect, dict]:
+    """The engine of the command, its dialect (a series not in engines.yaml: refused), and the plan's record of it."""
+    engine = facts.engine or engine_of(facts.lerobot_train)
+    try:
+        dialect = load_engines().dialect(engine.series)
+    except UserError as exc:
+        raise UserError(f"{exc.message}: {engine.describe()}", hint=exc.hint) from None
+    info = {**engine.to_dict(), "dialect": dialect.series}
+    if engine.version and engine.version not in dialect.versions:
+        info["note"] = (f"LeRobot {engine.version} was not checked with the toolkit (checked: "
+                        f"{', '.join(dialect.versions)}): planned in the {dialect.series} dialect")
+    return engine, dialect, info
 
 
 # ---------------------------------------------------------------- the plan
@@ -235,6 +274,8 @@ def _dataset_spec(group_name: str, groups: GroupsConfig, lab: LabSettings, reque
 def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str, choice: MachineChoice,
                groups: GroupsConfig, lab: LabSettings, rename_map: dict) -> RunPlan:
     machine, env = choice.machine, facts.env
+    engine, dialect, engine_info = plan_engine(facts)
+    policy.check_engine(dialect, engine.describe())
     available = len(facts.gpus) if facts.gpus else machine.gpus
     sources: dict[str, Source] = {}
     values: dict[str, int] = {}
@@ -246,7 +287,7 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
     ):
         values[setting], sources[setting] = TRAIN[setting].resolve(
             request.flags.get(setting), env, (machine_value, _machine(machine)), (policy_value, _policy(policy)))
-    num_gpus, sources["num_gpus"] = _num_gpus(request, env, machine, policy, available)
+    num_gpus, sources["num_gpus"] = checks.num_gpus(request, env, machine, policy, available)
     launcher, sources["launcher"] = slurmconf.resolve_launcher(request.launcher, env, machine)
     slurmconf.check_flags_unused(request.slurm, launcher)
     slurm: dict = {}
@@ -265,12 +306,18 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
     push, push_reason = _push_to_hub(request, facts)
     if push:
         checks.run_repo_id(f"{org}/{name}", push_reason)
+    eval_split, eval_steps = checks.eval_split(request, env, dialect, engine, values["save_freq"], sources)
+    push_checkpoints = checks.push_checkpoints(request, facts, dialect, engine, sources)
+    if push_checkpoints and not push:
+        checks.run_repo_id(f"{org}/{name}", "--push-checkpoints")
     use_wandb, wandb_reason = _wandb(request, facts)
     dataset = _dataset_spec(group, groups, lab, request, record_dir, env, policy)
     if dataset["merge"]:
         checks.merged_group(group)
-    base_model, sources["base_model"] = TRAIN["base_model"].resolve(request.base_model or None, env,
-                                                                    (policy.base_model, _policy(policy, "")))
+    base_model, sources["base_model"] = TRAIN["base_model"].resolve(
+        request.base_model or None, env,
+        (policy.base_model_for(dialect), _policy(policy, f" (LeRobot {dialect.series})" if policy.base_model == "engine"
+                                                  else "")))
     if base_model is None:  # from scratch: the policy decided it
         sources["base_model"] = _policy(policy, "")
     checks.one_line_value(base_model, sources["base_model"].name or "base model")
@@ -281,10 +328,14 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
         **values, "dataset_repo_id": dataset["repo_id"], "dataset_root": dataset["root"],
         "device": machine.device, "push": push, "repo_id": f"{org}/{name}", "output_dir": str(output_dir),
         "name": name, "wandb": use_wandb, "wandb_project": lab.wandb_project, "wandb_notes": notes,
-        "rename_map": rename_map,
-    })
-    argv = (_launcher_prefix(facts, num_gpus) + [f"--{k}={format_value(v)}" for k, v in flags.items()]
-            + checks.extra_flags(request.extra_args, flags))
+        "rename_map": rename_map, "eval_split": eval_split, "eval_steps": eval_steps,
+        "push_checkpoints": push_checkpoints,
+    }, dialect)
+    extra = checks.extra_flags(request.extra_args, flags, policy.args)
+    checks.rename_map_needs_a_base(extra, flags, dialect, engine)
+    overridden = {arg[2:].split("=", 1)[0] for arg in extra}  # a policy arg given after `--` replaces it
+    flags = _in_dialect({k: v for k, v in flags.items() if k not in overridden}, dialect)
+    argv = _launcher_prefix(facts, engine, num_gpus) + [f"--{k}={format_value(v)}" for k, v in flags.items()] + extra
     checks.no_secret_in(argv)
     return RunPlan(
         name=name, policy=policy.name, policy_type=policy.type, computer=machine.name,
@@ -293,7 +344,8 @@ def build_plan(request: RunRequest, facts: Facts, *, policy: Policy, group: str,
         output_dir=str(output_dir), log_file=str(outputs / "logs" / f"{name}.log"), record_dir=str(record_dir),
         repo_id=f"{org}/{name}", push_to_hub=push, push_reason=push_reason, wandb=use_wandb,
         wandb_reason=wandb_reason, wandb_notes=notes, base_model=base_model, argv=argv,
-        env={"PYTHONUNBUFFERED": "1"}, launcher=launcher, slurm=slurm, **values,
+        env={"PYTHONUNBUFFERED": "1"}, launcher=launcher, slurm=slurm, engine=engine_info, eval_split=eval_split,
+        eval_steps=eval_steps, push_checkpoints=push_checkpoints, **values,
     )
 
 

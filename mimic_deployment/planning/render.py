@@ -24,9 +24,27 @@ def _checkpoints(plan: RunPlan) -> str:
     return every if plan.save_freq <= plan.steps else f"{every}: only the final one"
 
 
+def engine_line(engine: dict) -> str:
+    """`LeRobot 0.6.1 (/env)`, or why the dialect was chosen without one."""
+    if engine.get("version"):
+        where = engine.get("prefix") or engine.get("lerobot_train")
+        text = f"LeRobot {engine['version']} ({where})"
+    else:
+        text = (f"unknown (no LeRobot install found beside {engine.get('lerobot_train')}): planned in the "
+                f"{engine.get('dialect')} dialect")
+    return text + (f"; note: {engine['note']}" if engine.get("note") else "")
+
+
+def _eval_line(plan: RunPlan) -> str:
+    src = plan.sources
+    return (f"hold out {plan.eval_split:g} of each task's episodes ({src['eval_split']}), eval_loss every "
+            f"{plan.eval_steps} steps ({src['eval_steps']})")
+
+
 def dry_run_text(plan: RunPlan) -> str:
     src = plan.sources
     rows = [
+        ("engine", engine_line(plan.engine)),
         ("machine", f"{plan.computer} ({plan.gpu or plan.device}) — chosen by {plan.computer_reason}"),
         ("group", f"{plan.group}"),
         ("datasets", _datasets_line(plan, " " * 16)),
@@ -37,9 +55,12 @@ def dry_run_text(plan: RunPlan) -> str:
         ("base model", f"{plan.base_model or 'none (from scratch)'}"),
         ("output", plan.output_dir),
         ("log", plan.log_file),
-        ("hub repo", f"{plan.repo_id} (push: {'yes' if plan.push_to_hub else 'no'} — {plan.push_reason})"),
+        ("hub repo", f"{plan.repo_id} (push: {'yes' if plan.push_to_hub else 'no'} — {plan.push_reason})"
+                     + (f"; every checkpoint too ({src['push_checkpoints']})" if plan.push_checkpoints else "")),
         ("W&B", f"{'on' if plan.wandb else 'off'} — {plan.wandb_reason}"),
     ]
+    if plan.eval_split is not None:
+        rows.insert(rows.index(next(r for r in rows if r[0] == "workers")), ("eval split", _eval_line(plan)))
     if plan.launcher == "slurm":
         rows.append(("launcher", _slurm_line(plan)))
     width = max(len(k) for k, _ in rows)

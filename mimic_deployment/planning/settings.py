@@ -4,11 +4,26 @@ from __future__ import annotations
 from typing import Any
 
 from mimic_deployment.config.slurm import LAUNCHER
+from mimic_deployment.util.errors import UserError
 from mimic_deployment.util.settings import Parser, Setting, boolean, count, seconds, table, text
+
+
+def fraction(raw: str, where: str) -> float:
+    """A number strictly between 0 and 1 (LeRobot's dataset.eval_split: held out per task)."""
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value < 1.0:
+        raise UserError(f"{where}={raw!r} is not a fraction between 0 and 1 (exclusive)",
+                        hint="e.g. 0.1 holds out the last 10% of each task's episodes")
+    return value
+
 
 # ---------------------------------------------------------------- training (planning/plan.py)
 
 COUNTS = ("batch_size", "steps", "save_freq", "num_workers", "num_gpus")
+FLAG_VALUES = (*COUNTS, "eval_split", "eval_steps")  # RunRequest.flags: the raw text of each
 TRAIN = table(
     Setting("dataset_group", "--dataset-group", "DATASET_GROUP", metavar="G[,G..]",
             help="dataset group(s) (env DATASET_GROUP)"),
@@ -29,6 +44,15 @@ TRAIN = table(
     Setting("push_to_hub", "--push-to-hub", "PUSH_TO_HUB", boolean, off_flag="--no-push-to-hub",
             help="push the final model (env PUSH_TO_HUB; default: when a HF token is present)",
             default_from="a Hugging Face token is present and the Hub is online"),
+    Setting("push_checkpoints", "--push-checkpoints", "PUSH_CHECKPOINTS", boolean, off_flag="--no-push-checkpoints",
+            help="push every checkpoint to the Hub as it is saved (env PUSH_CHECKPOINTS; LeRobot 0.6; "
+                 "needs a HF token and the Hub online)", default_from="off"),
+    Setting("eval_split", "--eval-split", "EVAL_SPLIT", fraction, metavar="F",
+            help="hold out the last F of each task's episodes and log eval_loss on them (env EVAL_SPLIT; "
+                 "LeRobot 0.6)", default_from="none"),
+    Setting("eval_steps", "--eval-steps", "EVAL_STEPS", count(1), metavar="N",
+            help="with --eval-split: eval_loss every N steps (env EVAL_STEPS; default: the save freq)",
+            default_from="the save freq"),
     Setting("wandb", "--wandb", "WANDB_ENABLE", boolean, off_flag="--no-wandb",
             help="log to W&B (env WANDB_ENABLE; default: when a W&B key is present)",
             default_from="WANDB_MODE, else a W&B API key is present"),

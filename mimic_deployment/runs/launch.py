@@ -1,7 +1,6 @@
 """Launching planned runs: the launch mode, every refusal (the dry-run runs them too), claiming names."""
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import uuid
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from pathlib import Path
 from mimic_deployment.host import procs
 from mimic_deployment.host.facts import toolkit_commit
 from mimic_deployment.host.gpus import GpuInfo, is_busy, read_gpus
+from mimic_deployment.planning import preflight
 from mimic_deployment.planning.plan import RunPlan
 from mimic_deployment.runs import registry, tracking
 from mimic_deployment.runs.record import Attempt, RunRecord, State
@@ -97,6 +97,7 @@ def check(plans: list[RunPlan], options: LaunchOptions) -> tuple[list[GpuInfo], 
         check_collision(plan)
     _preflight(plans)
     check_base_model(plans)
+    preflight.refuse(plans)  # what the trainer needs at start: extra, Hub models, backbone, W&B key, token
     local = options.launcher == "local"  # on Slurm the job gets its GPUs from the allocation
     gpus = read_gpus() if local and any(p.device == "cuda" for p in plans) else []
     if local:
@@ -145,13 +146,6 @@ def assign_gpus(plans: list[RunPlan], options: LaunchOptions, gpus: list[GpuInfo
     return out
 
 
-def _lerobot_version() -> str | None:
-    try:
-        return importlib.metadata.version("lerobot")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: list[GpuInfo]) -> RunRecord:
     plan_dict = plan.to_dict()
     # planning refuses a secret in the command; what the record shows is redacted all the same
@@ -161,7 +155,8 @@ def _record(plan: RunPlan, options: LaunchOptions, devices: str | None, gpus: li
     return RunRecord(
         name=plan.name, launcher=options.launcher, plan=plan_dict,
         marker=f"{plan.name}:{uuid.uuid4().hex[:12]}", max_restarts=options.max_restarts,
-        toolkit_commit=toolkit_commit(), lerobot_version=_lerobot_version(),
+        # the LeRobot the run trains with: its engine's (LEROBOT_TRAIN's env), not the toolkit's own
+        toolkit_commit=toolkit_commit(), lerobot_version=plan.engine.get("version"),
         gpus=[g.to_dict() for g in gpus if devices and str(g.index) in devices.split(",")],
         cuda_visible_devices=devices, wait_for_gpus=options.wait,
         attempts=[Attempt(kind="train", argv=list(plan.argv), queued_at=registry.now())],

@@ -1,10 +1,17 @@
-"""The resume protocol: check a run can continue, open its next attempt, start its owner."""
+"""The resume protocol: check a run can continue (with the engine it started with), open its next attempt,
+start its owner."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
+from mimic_deployment.config.engines import load_engines
 from mimic_deployment.host import procs
+from mimic_deployment.host.engine import engine_of
+from mimic_deployment.host.paths import last_checkpoint_config
 from mimic_deployment.planning.plan import RunPlan, resume_argv
 from mimic_deployment.runs import registry, tracking
 from mimic_deployment.runs.record import RunRecord
@@ -34,13 +41,14 @@ def reopen(request: ResumeRequest) -> Reopened:
 
     name = request.name
     record = tracking.refresh(registry.require(name))
-    plan = RunPlan.from_dict(record.plan)
+    plan = RunPlan.from_dict(record.plan, record.lerobot_version)
     if not record.state.ended:
         raise UserError(f"run {name!r} is {record.state.value}", hint=f"stop it first: stop {name}")
     step = tracking.last_checkpoint_step(plan.output_dir)
     if step is None:
         raise UserError(f"run {name!r} has no checkpoint to resume from",
                         hint=f"the first is saved at step {plan.save_freq}; start it again with --tag")
+    check_engine(name, plan)
     target = request.steps or plan.steps
     if step >= target:
         raise UserError(f"run {name!r} is already at step {step} of {target}",
@@ -67,6 +75,48 @@ def reopen(request: ResumeRequest) -> Reopened:
             r.max_restarts = request.max_restarts
 
     return Reopened(registry.update(name, change), from_step=step, to_step=target)
+
+
+def check_engine(name: str, plan: RunPlan) -> None:
+    """A run resumes with the LeRobot it started with (its plan's command): a checkpoint is written in
+    that version's words (0.4's train_config.json says eval_freq, which 0.6 refuses; 0.4 cannot load
+    a 0.6 checkpoint). Gone, or now another series: refused with the reason."""
+    recorded, command = plan.engine, plan.lerobot_train
+    version, series = recorded.get("version"), recorded.get("dialect")
+    trained = f"LeRobot {version}" if version else "an unknown LeRobot"
+    fix = "rebuild that env at the same path, then resume again; or train a new run (--tag) with today's LeRobot"
+    if not (Path(command).exists() or (not os.path.isabs(command) and shutil.which(command))):
+        raise UserError(f"run {name!r} was trained with {trained} at {command}, which no longer exists: its "
+                        "checkpoint resumes only with the LeRobot that wrote it", hint=fix)
+    now = engine_of(command)
+    if version and now.series != series:
+        raise UserError(f"run {name!r} was trained with LeRobot {version} ({series} dialect), and {command} is now "
+                        f"{now.describe()}: that version cannot resume the checkpoint", hint=fix)
+    asked = os.environ.get("LEROBOT_TRAIN")  # a resume runs the run's engine: another series is refused, not used
+    other = engine_of(asked) if asked and asked != command else None
+    if version and other is not None and other.series != series:
+        raise UserError(f"run {name!r} was trained with LeRobot {version} ({command}), and LEROBOT_TRAIN points at "
+                        f"{other.describe()}, which cannot resume its checkpoint (another version's config keys)",
+                        hint="unset LEROBOT_TRAIN: a resume runs the LeRobot its run started with")
+    foreign = _foreign_keys(plan.output_dir, now.series) if now.version else []  # unknown: no dialect to hold to
+    if foreign:
+        raise UserError(f"run {name!r}'s checkpoint config has {foreign[0]!r}, a key of another LeRobot version "
+                        f"than {now.describe()}: that version cannot resume it", hint=fix)
+
+
+def _foreign_keys(output_dir: str, series: str | None) -> list[str]:
+    """Top-level keys of the last checkpoint's train_config.json that another dialect spells (eval_freq on 0.6)."""
+    engines = load_engines()
+    if series not in engines.dialects:
+        return []
+    here = engines.dialects[series]
+    canonical = {key for d in engines.dialects.values() for key in d.renamed_flags}
+    others = {d.flag(key) for d in engines.dialects.values() for key in canonical} - {here.flag(k) for k in canonical}
+    try:
+        config = json.loads(last_checkpoint_config(output_dir).read_text())
+    except (OSError, ValueError):
+        return []  # LeRobot says what is wrong with an unreadable one
+    return sorted(others & set(config)) if isinstance(config, dict) else []
 
 
 def start(record: RunRecord) -> RunRecord:

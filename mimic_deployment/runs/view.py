@@ -1,4 +1,4 @@
-"""One row per run for status and history: state (judged live), progress, ETA, GPU memory."""
+"""One row per run for status and history: state (judged live), progress, ETA, GPU memory, eval loss."""
 from __future__ import annotations
 
 import json
@@ -79,7 +79,13 @@ def run_row(record: RunRecord, per_pid: dict[int, float] | None = None, now: flo
         or progress.get("wandb_url"), "policy": plan["policy"], "group": plan["group"],
         "computer": plan["computer"], "log_file": plan["log_file"], "output_dir": plan["output_dir"],
         "slurm_job_id": (record.slurm or {}).get("job_id"), "slurm_state": job[0] if job else None,
+        **{key: progress.get(key) for key in LOG_NUMBERS}, "sub_losses": progress.get("sub_losses") or {},
     }
+
+
+# The numbers of the log a row carries as they are (logs/progress.py; None when not logged): 0.6's
+# held-out loss, samples/s and GPU memory as LeRobot reports it (peak allocated by torch).
+LOG_NUMBERS = ("eval_loss", "eval_loss_step", "samples_per_sec", "mem_gb", "peak_mem_gb")
 
 
 CORRUPT = "corrupt"  # the state shown for a run whose run.json cannot be read
@@ -102,10 +108,19 @@ def corrupt_row(name: str, why: str, mtime: float, now: float) -> dict:
         what = "no marker file beside it: its processes cannot be found"
     row: dict = dict.fromkeys(("launcher", "pid", "step", "total_steps", "loss", "eta_seconds", "gpu_memory_gb",
                                "created_at", "started_at", "ended_at", "exit_code", "wandb_url", "policy",
-                               "group", "computer", "log_file", "output_dir", "slurm_job_id", "slurm_state"))
+                               "group", "computer", "log_file", "output_dir", "slurm_job_id", "slurm_state",
+                               *LOG_NUMBERS))
     row.update(name=name, state=CORRUPT, age_seconds=now - mtime, restarts=0, attempts=0,
-               reason=f"{why}; {what}")
+               reason=f"{why}; {what}", sub_losses={})
     return row
+
+
+def gpu_memory_text(row: dict) -> str:
+    """What the process holds now (NVML, live runs), else the peak LeRobot logged (0.6 on CUDA)."""
+    if row.get("gpu_memory_gb"):
+        return f"{row['gpu_memory_gb']:.1f} GB"
+    peak = row.get("peak_mem_gb") or row.get("mem_gb")
+    return f"{peak:.1f} GB peak" if peak else "-"
 
 
 def step_text(row: dict) -> str:

@@ -13,18 +13,7 @@ from typing import Any
 
 def atomic_write_json(path: Path, data: Any, indent: int | None = 2) -> None:
     """Write `data` to `path` so that a reader never sees a torn file, even after a crash."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=indent, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

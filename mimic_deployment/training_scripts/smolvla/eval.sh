@@ -1,0 +1,1 @@
+../_policy_eval.sh
