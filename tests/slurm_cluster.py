@@ -117,12 +117,18 @@ class SlurmCluster:
         self.dev_dir = self.root / "dev"
         self.munge_dir = self.root / "munge"
         self.munge_key = self.munge_dir / "munge.key"
-        # A unix socket path must stay under ~108 bytes: use a short private dir if needed.
+        # A unix socket path must stay under 108 bytes: munge's socket, and each job step's socket
+        # `<spool>/slurmd.<node>/<node>_<job id>.<step id>` (the batch step's id has 10 digits), so a
+        # deep temp dir (pytest-of-root/pytest-161/<test name>/...) puts them in a short private dir.
         self._short_dir: str | None = None
         self.munge_socket = self.munge_dir / "munge.socket"
-        if len(str(self.munge_socket)) > 100:
-            self._short_dir = tempfile.mkdtemp(prefix="munge-")
-            self.munge_socket = Path(self._short_dir) / "munge.socket"
+        step_socket = self.spool_dir / f"slurmd.{node_name}" / f"{node_name}_{'9' * 7}.{'9' * 10}"
+        if len(str(self.munge_socket)) > 100 or len(str(step_socket)) > 100:
+            self._short_dir = tempfile.mkdtemp(prefix="slurm-")
+            if len(str(self.munge_socket)) > 100:
+                self.munge_socket = Path(self._short_dir) / "munge.socket"
+            if len(str(step_socket)) > 100:
+                self.spool_dir = Path(self._short_dir) / "spool"
         self.ctld_port, self.slurmd_port = _free_ports(2)
         self.cluster_name = f"mimic{os.getpid() % 100000}x{self.ctld_port}"
         self._procs: dict[str, subprocess.Popen] = {}
@@ -309,7 +315,7 @@ class SlurmCluster:
         (SLURM_CONF is ours and SLURM_JOB_ID is set), plus their children. Never the daemons
         we started or their own children (slurmscriptd)."""
         daemons = {p.pid for p in self._procs.values()}
-        root = str(self.root) + os.sep
+        roots = tuple(str(r) + os.sep for r in (self.root, self._short_dir) if r)  # the spool may be in the short dir
         found: dict[int, psutil.Process] = {}
         me = os.getpid()
         for p in psutil.process_iter():
@@ -319,8 +325,8 @@ class SlurmCluster:
                 if p.status() == psutil.STATUS_ZOMBIE:
                     continue
                 if p.name() == "slurmstepd":
-                    mine = any(f.path.startswith(root) for f in p.open_files()) or any(
-                        str(c.laddr).startswith(root) for c in p.net_connections("unix"))
+                    mine = any(f.path.startswith(roots) for f in p.open_files()) or any(
+                        str(c.laddr).startswith(roots) for c in p.net_connections("unix"))
                 else:
                     env = p.environ()
                     mine = env.get("SLURM_CONF") == str(self.conf) and "SLURM_JOB_ID" in env

@@ -37,7 +37,17 @@ POLICIES = {
     "diffusion": ("lerobot.policies.diffusion.configuration_diffusion:DiffusionConfig", {c: c for c in CAMERAS}),
     "xvla": ("lerobot.policies.xvla.configuration_xvla:XVLAConfig", XVLA_KEYS),
     "pi05": ("lerobot.policies.pi05.configuration_pi05:PI05Config", PI_KEYS),
+    "pi0": ("lerobot.policies.pi0.configuration_pi0:PI0Config", PI_KEYS),
+    "pi0_fast": ("lerobot.policies.pi0_fast.configuration_pi0_fast:PI0FastConfig", PI_KEYS),
+    "smolvla": ("lerobot.policies.smolvla.configuration_smolvla:SmolVLAConfig",
+                {"front": "camera1", "left_wrist": "camera2", "right_wrist": "camera3"}),
+    "groot": ("lerobot.policies.groot.configuration_groot:GrootConfig", {c: c for c in CAMERAS}),
 }
+# variants evaluate as the policy type they extend (their checkpoints are of that type)
+VARIANTS = {"xvla_lora": "xvla", "pi05_expert_only": "pi05"}
+# what 0.4.4's PyPI wheel cannot run (no `pi` extra; groot needs flash-attn, which does not build):
+# not checked on that engine
+NOT_ON_04 = {"pi05", "pi0", "pi0_fast", "groot", "pi05_expert_only"}
 MAKE_CHECKPOINTS = r'''
 import importlib, json, os, sys
 from pathlib import Path
@@ -100,8 +110,9 @@ def engine(request, tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp(f"robot-{request.param}")
     checkpoints = {f"{p}_12": (cls, keys, 12) for p, (cls, keys) in POLICIES.items()}
     checkpoints["act_15"] = (POLICIES["act"][0], POLICIES["act"][1], 15)
-    if request.param == "0.4":  # 0.4.4's PyPI wheel cannot run pi05 (no `pi` extra): not checked there
-        checkpoints.pop("pi05_12")
+    if request.param == "0.4":
+        for policy in NOT_ON_04 & set(POLICIES):
+            checkpoints.pop(f"{policy}_12")
     made = subprocess.run([str(prefix / "bin" / "python"), "-c", MAKE_CHECKPOINTS], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1",
                                             "SPEC": json.dumps({"root": str(tmp / "ck"), "checkpoints": checkpoints})})
@@ -133,21 +144,22 @@ def check(engine: dict, policy: str, checkpoint: str, *args: str, dataset: str |
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("policy", list(POLICIES))
+@pytest.mark.parametrize("policy", [*POLICIES, *VARIANTS])
 def test_default_robot_argv_is_accepted(engine, policy):
     """bi_so_follower: the command its LeRobot runs policies with, the cameras named as predicted."""
-    if engine["series"] == "0.4" and policy == "pi05":
-        pytest.skip("LeRobot 0.4.4 from PyPI cannot run pi05 (no `pi` extra)")
-    result = check(engine, policy, f"{policy}_12")
+    if engine["series"] == "0.4" and policy in NOT_ON_04:
+        pytest.skip(f"LeRobot 0.4.4 from PyPI cannot run {policy} (no `pi` extra; groot needs flash-attn)")
+    ptype = VARIANTS.get(policy, policy)
+    result = check(engine, policy, f"{ptype}_12", dataset=f"ns/{engine['prefix']}{policy}_test")
     plan, parsed = result["plan"], result["lerobot"]
     assert plan["engine"]["version"] == engine["version"] and Path(plan["argv"][0]).name == engine["command"]
     assert parsed["command"] == engine["command"] and parsed["robot"]["type"] == "bi_so_follower"
-    assert parsed["policy"]["type"] == policy and parsed["policy"]["device"] == "cpu"
+    assert parsed["policy"]["type"] == ptype and parsed["policy"]["device"] == "cpu"
     assert parsed["dataset"]["repo_id"] == f"ns/{engine['prefix']}{policy}_test"
     assert parsed["dataset"]["fps"] == 30 and parsed["dataset"]["push_to_hub"] is False
     # what LeRobot will name the recorded features is what eval-robot predicted
     assert parsed["recorded_cameras"] == sorted(plan["camera_keys"].values())
-    wanted = {f"observation.images.{k}" for k in POLICIES[policy][1].values()}
+    wanted = {f"observation.images.{k}" for k in POLICIES[ptype][1].values()}
     recorded = {f"observation.images.{k}" for k in parsed["recorded_cameras"]}
     assert parsed["dataset_rule"]["prefix"] == engine["prefix"]  # the toolkit's rule is LeRobot's own
     if engine["series"] == "0.6":

@@ -138,7 +138,7 @@ def test_stop_leaves_no_process(tmp_path):
         pid_file = tmp_path / "pid"
         cluster.sbatch(f"--output={tmp_path}/x.out",
                        f"--wrap=sleep 300 & echo $$ > {pid_file}; wait")
-        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=90, what="job start"))
+        pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=30, what="job start"))
         stepd = cluster._ours()
         names = sorted(p.name() for p in stepd)
         assert pid in [p.pid for p in stepd] and "slurmstepd" in names and "sleep" in names, names

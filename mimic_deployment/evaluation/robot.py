@@ -170,9 +170,10 @@ def build(request: EvalRequest, env: Mapping[str, str] | None = None) -> RecordP
     if policy:
         from mimic_deployment.config.policies import get_policy
 
-        get_policy(policy)  # unknown policy -> UserError with the list
-        if model.policy_type and model.policy_type != policy:
-            raise UserError(f"MODEL_PATH {model.spec} is a checkpoint of policy type {model.policy_type}, not {policy}",
+        ptype = get_policy(policy).type  # unknown policy -> UserError with the list; a variant: its parent's type
+        if model.policy_type and model.policy_type != ptype:
+            raise UserError(f"MODEL_PATH {model.spec} is a checkpoint of policy type {model.policy_type}, not {ptype} "
+                            f"({policy})",
                             hint=f"use training_scripts/{model.policy_type}/eval.sh, or --policy {model.policy_type}")
     policy = policy or model.policy_type
 
