@@ -119,6 +119,15 @@ def wait_state(env: dict, name: str, states, timeout: float = 60) -> dict:
     return wait_for(check, timeout, 0.3, f"{name} to be {states}")
 
 
+def pid_alive(pid: int) -> bool:
+    """A live process (not a zombie), read from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
 def marked_pids(marker: str) -> list[int]:
     """Every live process whose environment carries the run's marker (read from /proc)."""
     want = f"MIMIC_RUN_MARKER={marker}".encode()

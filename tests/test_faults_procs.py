@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import REPO, marked_pids, read_record, run_cli, wait_for, wait_state
+from conftest import REPO, marked_pids, pid_alive, read_record, run_cli, wait_for, wait_state
 from slurm_cluster import slurm_cluster  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.timeout(180)
@@ -47,14 +47,6 @@ def launch_ok(env: dict, *args: str, **extra_env) -> str:
     names = [line.split()[1] for line in out.stdout.splitlines() if line.startswith("launched ")]
     assert len(names) == 1, out.stdout
     return names[0]
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
 
 
 def running_with_child(env: dict) -> tuple[str, dict, int]:

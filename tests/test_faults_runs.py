@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import marked_pids, read_record, run_cli, wait_for, wait_state
+from conftest import marked_pids, pid_alive, read_record, run_cli, wait_for, wait_state
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -68,14 +68,6 @@ def wait_step(env: dict, name: str, step: int, timeout: float = 60) -> dict:
 def checkpoints(output_dir: str) -> list[int]:
     folder = Path(output_dir) / "checkpoints"
     return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.exists() else []
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
 
 
 def child_of(record: dict) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TRAIN_MANAGER, marked_pids, read_record, run_cli, wait_for, wait_state
+from conftest import REPO, TRAIN_MANAGER, marked_pids, pid_alive, read_record, run_cli, wait_for, wait_state
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,14 +62,6 @@ def wait_step(env: dict, name: str, step: int, timeout: float = 60) -> dict:
         return r if r["state"] == "running" and (r["step"] or 0) >= step else None
 
     return wait_for(check, timeout, 0.2, f"{name} running at step >= {step}")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except OSError:
-        return False
 
 
 def log_text(env: dict, name: str) -> str:
